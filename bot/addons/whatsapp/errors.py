@@ -1,0 +1,127 @@
+"""Errors of the WhatsApp layer, and which of Meta's error codes are worth retrying.
+
+The retry classification is ours, derived from Meta's "possible solutions" text on the
+error-codes page (M-errors), as tabulated in the project's ``LIMITS.md`` §7.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Mapping
+
+
+class WhatsAppError(Exception):
+    """Base class of every error raised by the WhatsApp channel."""
+
+
+class ConfigurationError(WhatsAppError):
+    """A required setting is missing or invalid; the message names the variable."""
+
+
+# Codes that mean "try again later": throughput, pair rate, temporary server trouble.
+RETRYABLE_CODES: Final[frozenset[int]] = frozenset(
+    {
+        1,  # API Unknown: possibly a server error
+        2,  # API Service: temporary downtime / overload
+        4,  # app reached its API call rate limit
+        80007,  # WABA rate limit
+        130429,  # Cloud API throughput reached
+        131000,  # unknown error ("Something went wrong")
+        131016,  # service temporarily unavailable
+        131056,  # pair rate limit (same recipient)
+        131057,  # account in maintenance mode
+        133004,  # server temporarily unavailable
+    }
+)
+
+THROTTLING_CODES: Final[frozenset[int]] = frozenset({4, 80007, 130429, 131056})
+"""Codes that mean we are sending too fast; backoff grows faster for these."""
+
+REENGAGEMENT_CODE: Final = 131047
+"""More than 24 hours since the user's last message: only a template may be sent."""
+
+PAIR_RATE_CODE: Final = 131056
+
+
+class WhatsAppApiError(WhatsAppError):
+    """An error answered by the Graph API (or a provider speaking its format).
+
+    Attributes:
+        code: Meta's error ``code`` (0 when the provider gave none).
+        subcode: ``error_subcode`` when present (deprecated by Meta, still seen).
+        message: the human-readable message.
+        trace_id: ``fbtrace_id`` (or the provider's request id), to quote to support.
+        http_status: HTTP status of the response (0 for a network error).
+        details: ``error_data.details`` when present.
+        retry_after: seconds from a ``Retry-After`` header, if any.
+    """
+
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        *,
+        subcode: int | None = None,
+        trace_id: str | None = None,
+        http_status: int = 0,
+        details: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"({code}) {message}")
+        self.code = code
+        self.subcode = subcode
+        self.message = message
+        self.trace_id = trace_id
+        self.http_status = http_status
+        self.details = details
+        self.retry_after = retry_after
+
+    @property
+    def retryable(self) -> bool:
+        """Whether sending again later can succeed.
+
+        Network errors (``http_status == 0``), HTTP 429 and 5xx are retryable whatever the
+        code; otherwise the code decides, from :data:`RETRYABLE_CODES`.
+        """
+        if self.http_status == 0 or self.http_status == 429 or self.http_status >= 500:
+            return True
+        return self.code in RETRYABLE_CODES
+
+    @property
+    def throttled(self) -> bool:
+        return self.http_status == 429 or self.code in THROTTLING_CODES
+
+    @property
+    def reengagement(self) -> bool:
+        """The 24-hour customer-service window is closed (131047)."""
+        return self.code == REENGAGEMENT_CODE
+
+    @classmethod
+    def from_response(
+        cls,
+        http_status: int,
+        body: Any,
+        *,
+        retry_after: float | None = None,
+    ) -> "WhatsAppApiError":
+        """Build the error from a Graph API error response body (``{"error": {...}}``)."""
+        error: Mapping[str, Any] = {}
+        if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
+            error = body["error"]
+        code = error.get("code")
+        subcode = error.get("error_subcode")
+        error_data = error.get("error_data")
+        details = error_data.get("details") if isinstance(error_data, Mapping) else None
+        return cls(
+            code if isinstance(code, int) else 0,
+            str(error.get("message") or f"HTTP {http_status}"),
+            subcode=subcode if isinstance(subcode, int) else None,
+            trace_id=error.get("fbtrace_id") if isinstance(error.get("fbtrace_id"), str) else None,
+            http_status=http_status,
+            details=details if isinstance(details, str) else None,
+            retry_after=retry_after,
+        )
+
+    @classmethod
+    def network(cls, cause: BaseException) -> "WhatsAppApiError":
+        """A transport failure: no HTTP answer (refused, reset, timeout)."""
+        return cls(0, f"network error: {type(cause).__name__}: {cause}", http_status=0)
