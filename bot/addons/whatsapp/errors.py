@@ -102,7 +102,7 @@ class WhatsAppApiError(WhatsAppError):
         body: Any,
         *,
         retry_after: float | None = None,
-    ) -> "WhatsAppApiError":
+    ) -> WhatsAppApiError:
         """Build the error from a Graph API error response body (``{"error": {...}}``)."""
         error: Mapping[str, Any] = {}
         if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping):
@@ -122,6 +122,6 @@ class WhatsAppApiError(WhatsAppError):
         )
 
     @classmethod
-    def network(cls, cause: BaseException) -> "WhatsAppApiError":
+    def network(cls, cause: BaseException) -> WhatsAppApiError:
         """A transport failure: no HTTP answer (refused, reset, timeout)."""
         return cls(0, f"network error: {type(cause).__name__}: {cause}", http_status=0)

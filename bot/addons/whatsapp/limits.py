@@ -18,7 +18,7 @@ every other Meta page says 4096."""
 
 # --- Interactive -----------------------------------------------------------
 INTERACTIVE_BODY_MAX: Final = 1024
-"""Interactive ``body.text`` for buttons, CTA URL, location request, flows (M-buttons, M-ref-old)."""
+"""Interactive ``body.text``: buttons, CTA URL, location request, flows (M-buttons, M-ref-old)."""
 LIST_BODY_MAX: Final = 1024
 """List ``body.text``: 1024 per M-ref-old, 4096 per the current M-list page; 1024 is safe."""
 HEADER_TEXT_MAX: Final = 60

@@ -1,0 +1,350 @@
+"""The WhatsApp input channel: verified webhooks ▸ deduplicated, ordered Rasa turns.
+
+Routes, under ``/webhooks/whatsapp/``:
+
+* ``GET  /webhook``  Meta's subscription handshake (``hub.challenge``).
+* ``POST /webhook``  events. Authenticated (Meta: HMAC of the raw body; Serpro: shared
+  token), parsed, deduplicated by ``wamid`` and queued per sender; answered 200 as soon as
+  they are queued — NLU and actions never run on the request path. A full queue, a
+  shutdown in progress or an unreachable dedup store answers 503 so the provider
+  redelivers later.
+* ``GET  /health``   JSON: provider, queue depth, ok.
+* ``GET  /metrics``  Prometheus text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rasa.core.channels.channel import InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.addons.whatsapp import limits
+from bot.addons.whatsapp.config import WhatsAppSettings
+from bot.addons.whatsapp.dedup import DedupStore, create_dedup_store
+from bot.addons.whatsapp.dispatcher import Dispatcher
+from bot.addons.whatsapp.events import InboundMessage, StatusState, StatusUpdate, WebhookError
+from bot.addons.whatsapp.inbound import reply_id, user_text, whatsapp_metadata
+from bot.addons.whatsapp.logsafe import mask_phone
+from bot.addons.whatsapp.metrics import Metrics
+from bot.addons.whatsapp.outbound import ConversionOptions
+from bot.addons.whatsapp.output import WhatsAppOutput
+from bot.addons.whatsapp.parsing import PayloadError, cloud_values, parse_values, serpro_values
+from bot.addons.whatsapp.payloads import PayloadStore, create_payload_store
+from bot.addons.whatsapp.providers import create_provider
+from bot.addons.whatsapp.providers.base import Provider
+from bot.addons.whatsapp.security import (
+    SIGNATURE_HEADER,
+    bearer_token,
+    signature_matches,
+    token_matches,
+)
+from bot.addons.whatsapp.sender import Sender
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A message accepted by the webhook, waiting for its turn."""
+
+    message: InboundMessage
+    received_at: float
+
+
+def _reject(status: int, reason: str, metrics: Metrics, detail: str = "") -> HTTPResponse:
+    metrics.rejected_requests[reason] += 1
+    logger.warning("Webhook refused (%d %s)%s", status, reason, f": {detail}" if detail else "")
+    return response.json({"error": reason}, status=status)
+
+
+class WhatsAppInput(InputChannel):
+    """Rasa input channel for WhatsApp through Meta's Cloud API or Serpro.
+
+    Register it in ``credentials.yml`` as ``bot.addons.whatsapp.WhatsAppInput``.
+    """
+
+    def __init__(
+        self,
+        settings: WhatsAppSettings,
+        provider: Provider | None = None,
+        dedup: DedupStore | None = None,
+        payloads: PayloadStore | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.provider = provider or create_provider(settings)
+        self.sender = Sender.from_settings(self.provider, settings, self.metrics)
+        self.dedup = dedup or create_dedup_store(
+            settings.redis_url, settings.dedup_ttl_seconds, settings.dedup_max_entries
+        )
+        self.payloads = payloads or create_payload_store(settings.redis_url)
+        self.options = ConversionOptions(
+            list_button_label=settings.list_button_label, preview_urls=settings.preview_urls
+        )
+        self.dispatcher: Dispatcher[Queued] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._started = False
+
+    @classmethod
+    def name(cls) -> str:
+        return "whatsapp"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> WhatsAppInput:
+        return cls(WhatsAppSettings.from_credentials(credentials))
+
+    def get_output_channel(self) -> WhatsAppOutput:
+        return WhatsAppOutput(self.sender, self.payloads, self.options)
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the provider's HTTP session (server start)."""
+        if not self._started:
+            await self.sender.start()
+            self._started = True
+            logger.info(
+                "WhatsApp channel ready: provider=%s phone_number_id=%s",
+                self.settings.provider,
+                self.settings.phone_number_id or self.settings.serpro_client_id,
+            )
+
+    async def drain(self) -> None:
+        """Stop accepting; finish what was acknowledged (server stop)."""
+        if self.dispatcher is not None:
+            pending = self.dispatcher.depth
+            if pending:
+                logger.info("Shutdown: finishing %d acknowledged message(s)", pending)
+            await self.dispatcher.drain(self.settings.drain_timeout)
+
+    async def stop(self) -> None:
+        """Close connections (after the server stopped)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.sender.close()
+        await self.dedup.close()
+        await self.payloads.close()
+        self._started = False
+
+    # --- handling ----------------------------------------------------------------
+
+    def _make_handler(
+        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> Callable[[Queued], Awaitable[None]]:
+        async def handle(item: Queued) -> None:
+            message = item.message
+            if self.settings.mark_read:
+                self._in_background(self._mark_read(message.wamid))
+            text = user_text(message, self.settings.intents)
+            if reply_id(message) is not None:
+                text = await self.payloads.resolve(text)
+            try:
+                await on_new_message(
+                    UserMessage(
+                        text,
+                        self.get_output_channel(),
+                        sender_id=message.wa_id,
+                        input_channel=self.name(),
+                        message_id=message.wamid,
+                        metadata={"whatsapp": whatsapp_metadata(message)},
+                    )
+                )
+                self.metrics.messages_handled += 1
+            except Exception:
+                self.metrics.handling_errors += 1
+                raise
+            finally:
+                self.metrics.observe_latency(time.monotonic() - item.received_at)
+
+        return handle
+
+    def _in_background(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _mark_read(self, wamid: str) -> None:
+        try:
+            await self.provider.mark_read(wamid, typing=self.settings.typing_indicator)
+        except Exception as exc:  # never let a read receipt break a turn
+            logger.warning("Could not mark %s read: %s", wamid, exc)
+
+    def _record(self, events: list[Any]) -> list[InboundMessage]:
+        """Count every event, log statuses and errors; return the messages."""
+        messages = []
+        for event in events:
+            if isinstance(event, InboundMessage):
+                self.metrics.events_received[f"message_{event.type.value}"] += 1
+                messages.append(event)
+            elif isinstance(event, StatusUpdate):
+                self.metrics.events_received["status"] += 1
+                self.metrics.statuses[event.status.value] += 1
+                if event.status is StatusState.FAILED:
+                    for error in event.errors or ():
+                        self.metrics.failure(error.code)
+                        logger.error(
+                            "Message %s to %s failed: %s %s (%s)",
+                            event.wamid,
+                            mask_phone(event.recipient_id),
+                            error.code,
+                            error.title,
+                            error.details or error.message,
+                        )
+                    if not event.errors:
+                        logger.error(
+                            "Message %s to %s failed", event.wamid, mask_phone(event.recipient_id)
+                        )
+            elif isinstance(event, WebhookError):
+                self.metrics.events_received["error"] += 1
+                self.metrics.failure(event.error.code)
+                logger.error(
+                    "WhatsApp reported error %s %s: %s",
+                    event.error.code,
+                    event.error.title,
+                    event.error.details or event.error.message,
+                )
+        return messages
+
+    async def _accept(self, messages: list[InboundMessage]) -> HTTPResponse | None:
+        """Deduplicate and queue; a response when the batch cannot be accepted."""
+        assert self.dispatcher is not None
+        if not self.dispatcher.has_room(len(messages)):
+            return _reject(503, "queue_full", self.metrics, f"{self.dispatcher.depth} queued")
+        fresh: list[InboundMessage] = []
+        try:
+            for message in messages:
+                if await self.dedup.claim(message.wamid):
+                    fresh.append(message)
+                else:
+                    self.metrics.duplicates_dropped += 1
+                    logger.info("Duplicate delivery of %s dropped", message.wamid)
+        except Exception as exc:  # the dedup store (Redis) is unreachable
+            await self._release(fresh)
+            return _reject(503, "dedup_unavailable", self.metrics, repr(exc))
+        now = time.monotonic()
+        if not self.dispatcher.submit([Queued(m, now) for m in fresh]):
+            await self._release(fresh)
+            return _reject(503, "queue_full", self.metrics, f"{self.dispatcher.depth} queued")
+        return None
+
+    async def _release(self, messages: list[InboundMessage]) -> None:
+        for message in messages:
+            try:
+                await self.dedup.release(message.wamid)
+            except Exception as exc:
+                logger.warning("Could not release dedup claim of %s: %s", message.wamid, exc)
+
+    def _authenticate(self, request: Request) -> HTTPResponse | None:
+        if self.settings.provider == "cloud":
+            header = request.headers.get(SIGNATURE_HEADER)
+            if not header:
+                return _reject(401, "signature_missing", self.metrics)
+            if not signature_matches(self.settings.app_secret, request.body, header):
+                return _reject(403, "signature_invalid", self.metrics)
+            return None
+        token = bearer_token(request.headers.get("Authorization")) or request.args.get("token")
+        if not token:
+            return _reject(401, "token_missing", self.metrics)
+        if not token_matches(self.settings.serpro_webhook_token, token):
+            return _reject(403, "token_invalid", self.metrics)
+        return None
+
+    # --- routes ------------------------------------------------------------------
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        bp = Blueprint("whatsapp_webhook", __name__)
+        self.dispatcher = Dispatcher(
+            self._make_handler(on_new_message),
+            key=lambda item: item.message.wa_id,
+            max_concurrency=self.settings.max_concurrency,
+            queue_size=self.settings.queue_size,
+        )
+        self.metrics.queue_depth = lambda: self.dispatcher.depth if self.dispatcher else 0
+
+        @bp.listener("before_server_start")
+        async def _start(app: Any, loop: Any) -> None:
+            await self.start()
+
+        @bp.listener("before_server_stop")
+        async def _drain(app: Any, loop: Any) -> None:
+            await self.drain()
+
+        @bp.listener("after_server_stop")
+        async def _stop(app: Any, loop: Any) -> None:
+            await self.stop()
+
+        @bp.route("/", methods=["GET"])
+        async def index(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @bp.route("/health", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            accepting = self.dispatcher is not None and self.dispatcher.accepting
+            ok = accepting and self._started
+            return response.json(
+                {
+                    "ok": ok,
+                    "provider": self.settings.provider,
+                    "queue_depth": self.dispatcher.depth if self.dispatcher else 0,
+                    "accepting": accepting,
+                },
+                status=200 if ok else 503,
+            )
+
+        @bp.route("/metrics", methods=["GET"])
+        async def metrics(request: Request) -> HTTPResponse:
+            return response.text(
+                self.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
+            )
+
+        @bp.route("/webhook", methods=["GET"])
+        async def verify(request: Request) -> HTTPResponse:
+            mode = request.args.get("hub.mode")
+            token = request.args.get("hub.verify_token")
+            challenge = request.args.get("hub.challenge", "")
+            if mode == "subscribe" and token_matches(self.settings.verify_token, token):
+                logger.info("Webhook verified by Meta")
+                return response.text(challenge)
+            return _reject(403, "verification_failed", self.metrics)
+
+        @bp.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            body = request.body or b""
+            if len(body) > limits.WEBHOOK_BODY_MAX_BYTES:
+                return _reject(413, "body_too_large", self.metrics, f"{len(body)} bytes")
+            refused = self._authenticate(request)
+            if refused is not None:
+                return refused
+            if self.dispatcher is None or not self.dispatcher.accepting:
+                return _reject(503, "shutting_down", self.metrics)
+            try:
+                payload = json.loads(body)
+            except ValueError as exc:
+                return _reject(400, "invalid_json", self.metrics, str(exc))
+            try:
+                values = list(
+                    cloud_values(payload)
+                    if self.settings.provider == "cloud"
+                    else serpro_values(payload)
+                )
+            except PayloadError as exc:
+                return _reject(400, "invalid_payload", self.metrics, str(exc))
+            parsed = parse_values(iter(values))
+            for problem in parsed.problems:
+                logger.warning("Webhook item skipped: %s", problem)
+            messages = self._record(parsed.events)
+            refused = await self._accept(messages)
+            if refused is not None:
+                return refused
+            return response.json({"status": "ok", "messages": len(messages)})
+
+        return bp

@@ -1,0 +1,113 @@
+"""Per-sender FIFO queues: one sender's messages one at a time, in arrival order;
+different senders concurrently, up to a limit. Bounded, so a full queue can be refused
+(the webhook then answers 503 and Meta redelivers) instead of growing without end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+from bot.addons.whatsapp.logsafe import mask_phone
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Dispatcher(Generic[T]):
+    """Runs ``handler(item)`` for queued items, serialised per key.
+
+    Args:
+        handler: the coroutine run for each item; its exceptions are logged, never raised.
+        key: the item's sender (items with the same key run one at a time, in order).
+        max_concurrency: how many senders are handled at the same time.
+        queue_size: how many items may wait or run at once; more are refused.
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[T], Awaitable[None]],
+        key: Callable[[T], str],
+        max_concurrency: int = 32,
+        queue_size: int = 1000,
+    ) -> None:
+        self._handler = handler
+        self._key = key
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._queue_size = queue_size
+        self._queues: dict[str, deque[T]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._depth = 0
+        self._accepting = True
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def depth(self) -> int:
+        """Items accepted and not yet finished (waiting or running)."""
+        return self._depth
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    def has_room(self, count: int) -> bool:
+        return self._accepting and self._depth + count <= self._queue_size
+
+    def submit(self, items: Sequence[T]) -> bool:
+        """Queue every item, or none: False when stopping or when they do not all fit."""
+        if not items:
+            return True
+        if not self.has_room(len(items)):
+            return False
+        for item in items:
+            sender = self._key(item)
+            self._queues.setdefault(sender, deque()).append(item)
+            self._depth += 1
+            if sender not in self._workers:
+                self._workers[sender] = asyncio.create_task(self._run(sender))
+        self._idle.clear()
+        return True
+
+    async def _run(self, sender: str) -> None:
+        queue = self._queues[sender]
+        try:
+            while queue:
+                item = queue[0]
+                try:
+                    async with self._semaphore:
+                        await self._handler(item)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("Handling a message from %s failed", mask_phone(sender))
+                finally:
+                    queue.popleft()
+                    self._depth -= 1
+        finally:
+            del self._workers[sender]
+            if not queue:
+                del self._queues[sender]
+            if not self._workers:
+                self._idle.set()
+
+    async def drain(self, timeout: float) -> bool:
+        """Stop accepting and wait up to ``timeout`` s for what was accepted to finish.
+
+        Returns:
+            True when everything finished; False when the timeout cut it short (the rest
+            is cancelled and logged).
+        """
+        self._accepting = False
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            logger.error("Shutdown: %d acknowledged message(s) not finished in time", self._depth)
+            for task in list(self._workers.values()):
+                task.cancel()
+            return False

@@ -1,0 +1,121 @@
+"""Typed, frozen events parsed from WhatsApp webhooks (Cloud API and Serpro alike)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Union
+
+logger = logging.getLogger(__name__)
+
+
+class MessageType(str, Enum):
+    """``messages[].type`` as Meta documents it; anything else is ``UNKNOWN``."""
+
+    TEXT = "text"
+    IMAGE = "image"
+    AUDIO = "audio"
+    VIDEO = "video"
+    DOCUMENT = "document"
+    STICKER = "sticker"
+    LOCATION = "location"
+    CONTACTS = "contacts"
+    INTERACTIVE = "interactive"
+    BUTTON = "button"
+    REACTION = "reaction"
+    ORDER = "order"
+    SYSTEM = "system"
+    UNSUPPORTED = "unsupported"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def _missing_(cls, value: object) -> MessageType:
+        logger.warning("Unknown WhatsApp message type %r, handled as 'unknown'", value)
+        return cls.UNKNOWN
+
+
+class StatusState(str, Enum):
+    """``statuses[].status``; ``played`` is sent for voice notes."""
+
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    DELETED = "deleted"
+    PLAYED = "played"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def _missing_(cls, value: object) -> StatusState:
+        logger.warning("Unknown WhatsApp status %r, handled as 'unknown'", value)
+        return cls.UNKNOWN
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    """One entry of an ``errors`` array (value-level, message-level or status-level)."""
+
+    code: int
+    title: str = ""
+    message: str = ""
+    details: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ErrorDetail:
+        error_data = data.get("error_data")
+        details = error_data.get("details", "") if isinstance(error_data, Mapping) else ""
+        code = data.get("code")
+        return cls(
+            code=code if isinstance(code, int) else 0,
+            title=str(data.get("title", "")),
+            message=str(data.get("message", "")),
+            details=str(details),
+        )
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A message a WhatsApp user sent to the business number.
+
+    Attributes:
+        wamid: the message id, used for deduplication, mark-read and replies.
+        wa_id: the sender's WhatsApp id as received (what replies are sent to).
+        type: the message type.
+        timestamp: Unix time as a string, as Meta sends it.
+        phone_number_id: the business number that received it.
+        profile_name: the sender's profile name, when Meta gives it.
+        data: the message object itself, for type-specific fields.
+    """
+
+    wamid: str
+    wa_id: str
+    type: MessageType
+    timestamp: str = ""
+    phone_number_id: str = ""
+    profile_name: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict, repr=False, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A delivery status for a message the bot sent."""
+
+    wamid: str
+    status: StatusState
+    recipient_id: str
+    timestamp: str = ""
+    errors: tuple[ErrorDetail, ...] = ()
+    phone_number_id: str = ""
+
+
+@dataclass(frozen=True)
+class WebhookError:
+    """A value-level error (no message attached), e.g. a media download failure."""
+
+    error: ErrorDetail
+    phone_number_id: str = ""
+
+
+WebhookEvent = Union[InboundMessage, StatusUpdate, WebhookError]

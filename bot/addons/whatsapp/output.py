@@ -1,0 +1,72 @@
+"""The Rasa ``OutputChannel`` for WhatsApp: each response converted whole, then sent in order."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rasa.core.channels.channel import OutputChannel
+
+from bot.addons.whatsapp.logsafe import mask_phone
+from bot.addons.whatsapp.outbound import ConversionOptions, convert_response
+from bot.addons.whatsapp.payloads import PayloadStore
+from bot.addons.whatsapp.sender import Sender
+
+logger = logging.getLogger(__name__)
+
+
+class WhatsAppOutput(OutputChannel):
+    """Sends the bot's responses to one WhatsApp user.
+
+    Rasa calls :meth:`send_response` once per bot utterance, in order; the whole response
+    dict (text, buttons, image, custom, attachment, elements) is converted at once so the
+    pieces come out as the right WhatsApp messages (e.g. text + image ▸ a captioned image).
+    """
+
+    def __init__(self, sender: Sender, payloads: PayloadStore, options: ConversionOptions) -> None:
+        self.sender = sender
+        self.payloads = payloads
+        self.options = options
+
+    @classmethod
+    def name(cls) -> str:
+        return "whatsapp"
+
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        conversion = convert_response(message, self.options)
+        for problem in conversion.problems:
+            logger.error(
+                "Response %s for %s: %s",
+                message.get("utter_action") or "(custom action)",
+                mask_phone(recipient_id),
+                problem,
+            )
+        if conversion.payload_keys:
+            await self.payloads.remember(conversion.payload_keys)
+        if conversion.messages:
+            await self.sender.send_all(recipient_id, conversion.messages)
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"text": text})
+
+    async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"image": image})
+
+    async def send_attachment(self, recipient_id: str, attachment: Any, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"attachment": attachment})
+
+    async def send_text_with_buttons(
+        self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
+        await self.send_response(recipient_id, {"text": text, "buttons": buttons})
+
+    async def send_quick_replies(
+        self, recipient_id: str, text: str, quick_replies: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
+        await self.send_response(recipient_id, {"text": text, "quick_replies": quick_replies})
+
+    async def send_elements(self, recipient_id: str, elements: Any, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"elements": elements})
+
+    async def send_custom_json(self, recipient_id: str, json_message: Any, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {"custom": json_message})

@@ -1,0 +1,87 @@
+"""Short keys for button/row ids over WhatsApp's limit, mapped back to the Rasa payload.
+
+The conversion replaces a payload too long for an id with a deterministic short key
+(``outbound.short_key``); the output channel remembers key ▸ payload here before sending,
+and the inbound side resolves a tapped id back to the payload. In memory by default;
+on Redis when ``REDIS_URL`` is set, so any process can resolve a key another one made.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bot.addons.whatsapp.outbound import SHORT_KEY_PREFIX
+
+# A list can be tapped long after it was sent; keep keys for 30 days.
+DEFAULT_TTL = 30 * 24 * 3600.0
+
+
+class PayloadStore:
+    """Bounded in-memory key ▸ payload map with a TTL."""
+
+    def __init__(
+        self,
+        ttl_seconds: float = DEFAULT_TTL,
+        max_entries: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._clock = clock
+        self._items: OrderedDict[str, tuple[float, str]] = OrderedDict()
+
+    async def remember(self, mapping: Mapping[str, str]) -> None:
+        expires = self._clock() + self._ttl
+        for key, payload in mapping.items():
+            self._items[key] = (expires, payload)
+            self._items.move_to_end(key)
+        while len(self._items) > self._max:
+            self._items.popitem(last=False)
+
+    async def resolve(self, reply_id: str) -> str:
+        """The payload behind a short key; any other id is returned unchanged."""
+        if not reply_id.startswith(SHORT_KEY_PREFIX):
+            return reply_id
+        item = self._items.get(reply_id)
+        if item is None or item[0] < self._clock():
+            return reply_id
+        return item[1]
+
+    async def close(self) -> None:
+        self._items.clear()
+
+
+class RedisPayloadStore(PayloadStore):
+    """The same map on Redis, shared by every ``rasa run`` process."""
+
+    def __init__(
+        self, url: str, ttl_seconds: float = DEFAULT_TTL, prefix: str = "wa:payload:"
+    ) -> None:
+        super().__init__(ttl_seconds)
+        from redis import asyncio as aioredis
+
+        self._redis: Any = aioredis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._prefix = prefix
+
+    async def remember(self, mapping: Mapping[str, str]) -> None:
+        if mapping:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, payload in mapping.items():
+                    pipe.set(self._prefix + key, payload.encode("utf-8"), ex=int(self._ttl))
+                await pipe.execute()
+
+    async def resolve(self, reply_id: str) -> str:
+        if not reply_id.startswith(SHORT_KEY_PREFIX):
+            return reply_id
+        value = await self._redis.get(self._prefix + reply_id)
+        return value.decode("utf-8") if value is not None else reply_id
+
+    async def close(self) -> None:
+        await self._redis.close()
+
+
+def create_payload_store(redis_url: str) -> PayloadStore:
+    return RedisPayloadStore(redis_url) if redis_url else PayloadStore()

@@ -1,0 +1,41 @@
+"""Webhook authentication: Meta's HMAC signature and shared-token checks, constant-time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+SIGNATURE_PREFIX = "sha256="
+
+
+def sign(app_secret: str, raw_body: bytes) -> str:
+    """The ``X-Hub-Signature-256`` value Meta sends for ``raw_body``."""
+    digest = hmac.new(app_secret.encode("utf-8"), raw_body, hashlib.sha256).hexdigest()
+    return SIGNATURE_PREFIX + digest
+
+
+def signature_matches(app_secret: str, raw_body: bytes, header_value: str) -> bool:
+    """Check Meta's signature over the raw request bytes, in constant time.
+
+    The body is never re-serialised: the HMAC is over exactly the bytes received.
+    """
+    expected = sign(app_secret, raw_body)
+    return hmac.compare_digest(expected.encode("ascii"), header_value.strip().encode("utf-8"))
+
+
+def token_matches(expected: str, given: str | None) -> bool:
+    """Compare a shared secret (verify token, Serpro webhook token) in constant time."""
+    if not expected or given is None:
+        return False
+    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, if that is what it is."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
