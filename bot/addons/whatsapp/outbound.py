@@ -323,7 +323,7 @@ CUSTOM_TYPES = {
     "document",
     "interactive",
 }
-INTERACTIVE_TYPES = {"cta_url", "flow", "location_request", "button", "list"}
+INTERACTIVE_TYPES = {"cta_url", "flow", "location_request_message", "button", "list"}
 
 
 def check_custom(body: Any) -> list[str]:
@@ -407,8 +407,8 @@ def _check_interactive(obj: Mapping[str, Any]) -> list[str]:
             problems.append(f"flow_cta must have 1 to {limits.FLOW_CTA_MAX} characters")
         if not (parameters.get("flow_id") or parameters.get("flow_name")):
             problems.append("flow needs 'flow_id' or 'flow_name'")
-    elif kind == "location_request" and action.get("name") != "send_location":
-        problems.append("location_request needs action.name: send_location")
+    elif kind == "location_request_message" and action.get("name") != "send_location":
+        problems.append("location_request_message needs action.name: send_location")
     return problems
 
 
