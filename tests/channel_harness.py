@@ -1,0 +1,158 @@
+"""The WhatsApp channel mounted in a Sanic app the way Rasa mounts it, served on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from rasa.core.channels.channel import UserMessage, register
+from sanic import Sanic
+
+from bot.addons.whatsapp.channel import WhatsAppInput
+from bot.addons.whatsapp.config import WhatsAppSettings
+from bot.addons.whatsapp.messages import OutMessage
+from bot.addons.whatsapp.security import sign
+from tests.support.stack import free_port
+
+Sanic.test_mode = True  # several apps per test session
+APP_SECRET = "test-app-secret"
+VERIFY_TOKEN = "test-verify-token"
+SERPRO_TOKEN = "test-serpro-webhook-token"
+_names = itertools.count()
+
+
+class RecordingProvider:
+    """A provider that records instead of calling WhatsApp."""
+
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, OutMessage]] = []
+        self.read: list[str] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def send(self, to: str, message: OutMessage) -> str | None:
+        self.sent.append((to, message))
+        return f"wamid.SENT{len(self.sent)}"
+
+    async def mark_read(self, message_id: str, typing: bool = False) -> None:
+        self.read.append(message_id)
+
+    async def download_media(self, media_id: str) -> tuple[bytes, str]:
+        return b"", "application/octet-stream"
+
+
+@dataclass
+class FakeAgent:
+    """Stands in for Rasa's agent: records each turn, optionally slowly or blocked."""
+
+    delay: float = 0.0
+    gate: asyncio.Event | None = None
+    messages: list[UserMessage] = field(default_factory=list)
+    active: dict[str, int] = field(default_factory=dict)
+    overlaps: int = 0
+
+    async def handle_message(self, message: UserMessage) -> None:
+        sender = message.sender_id or ""
+        self.active[sender] = self.active.get(sender, 0) + 1
+        if self.active[sender] > 1:
+            self.overlaps += 1
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            self.messages.append(message)
+            await message.output_channel.send_response(sender, {"text": f"eco: {message.text}"})
+        finally:
+            self.active[sender] -= 1
+
+
+def settings(**overrides: Any) -> WhatsAppSettings:
+    values: dict[str, Any] = {
+        "access_token": "test-access-token",
+        "verify_token": VERIFY_TOKEN,
+        "phone_number_id": "100000000000002",
+        "app_secret": APP_SECRET,
+        "serpro_webhook_token": SERPRO_TOKEN,
+        "serpro_client_id": "c",
+        "serpro_client_secret": "s",
+        "serpro_waba_id": "w",
+        "drain_timeout": 10.0,
+    }
+    values.update(overrides)
+    return WhatsAppSettings(**values)
+
+
+@dataclass
+class Served:
+    url: str
+    channel: WhatsAppInput
+    agent: FakeAgent
+    provider: RecordingProvider
+    http: aiohttp.ClientSession
+    server: Any
+
+    async def post(
+        self,
+        payload: Any,
+        *,
+        signed: bool = True,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> aiohttp.ClientResponse:
+        body = raw if raw is not None else json.dumps(payload).encode()
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        if signed:
+            all_headers["X-Hub-Signature-256"] = sign(APP_SECRET, body)
+        return await self.http.post(
+            f"{self.url}/webhooks/whatsapp/webhook", data=body, headers=all_headers
+        )
+
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Wait until every accepted message has been handled."""
+        assert self.channel.dispatcher is not None
+        for _ in range(int(timeout / 0.01)):
+            if self.channel.dispatcher.depth == 0:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{self.channel.dispatcher.depth} message(s) still queued")
+
+
+@asynccontextmanager
+async def serve_channel(
+    agent: FakeAgent | None = None,
+    configure: Callable[[WhatsAppSettings], WhatsAppSettings] | None = None,
+    **overrides: Any,
+) -> AsyncIterator[Served]:
+    provider = RecordingProvider()
+    channel = WhatsAppInput(settings(**overrides), provider=provider)
+    agent = agent or FakeAgent()
+    app = Sanic(f"whatsapp_test_{next(_names)}")
+    app.ctx.agent = agent
+    register([channel], app, route="/webhooks/")
+    port = free_port()
+    server = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True)
+    assert server is not None
+    await server.startup()
+    await server.before_start()
+    await server.after_start()
+    http = aiohttp.ClientSession()
+    try:
+        yield Served(f"http://127.0.0.1:{port}", channel, agent, provider, http, server)
+    finally:
+        await http.close()
+        await server.before_stop()
+        await server.close()
+        await server.after_stop()
