@@ -1,0 +1,129 @@
+"""A local fake of the Graph API's WhatsApp endpoints, scriptable with failures."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from tests.support.stack import free_port
+
+SUCCESS_TEMPLATE = {
+    "messaging_product": "whatsapp",
+    "contacts": [{"input": "", "wa_id": ""}],
+    "messages": [{"id": ""}],
+}
+
+
+@dataclass
+class Scripted:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class FakeGraph:
+    """Records every request; answers from ``script`` first, then like Meta on success."""
+
+    token: str = "test-access-token"
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    script: deque[Scripted] = field(default_factory=deque)
+    media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    url: str = ""
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def sent(self) -> list[dict[str, Any]]:
+        """Message bodies (not read receipts) the fake accepted, in arrival order."""
+        return [r["body"] for r in self.requests if r["accepted"] and "to" in (r["body"] or {})]
+
+    def fail(
+        self, status: int, body: Any, times: int = 1, headers: dict[str, str] | None = None
+    ) -> None:
+        for _ in range(times):
+            self.script.append(Scripted(status, body, headers or {}))
+
+    async def messages(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        record = {
+            "path": request.path,
+            "body": body,
+            "auth": request.headers.get("Authorization"),
+            "accepted": False,
+        }
+        self.requests.append(record)
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response(
+                {
+                    "error": {
+                        "message": "Invalid OAuth access token.",
+                        "type": "OAuthException",
+                        "code": 190,
+                        "fbtrace_id": "FAKE",
+                    }
+                },
+                status=401,
+            )
+        if self.script:
+            step = self.script.popleft()
+            return web.json_response(step.body, status=step.status, headers=step.headers)
+        record["accepted"] = True
+        if body.get("status") == "read":
+            return web.json_response({"success": True})
+        answer = json.loads(json.dumps(SUCCESS_TEMPLATE))
+        answer["contacts"][0] = {
+            "input": body.get("to", ""),
+            "wa_id": str(body.get("to", "")).lstrip("+"),
+        }
+        answer["messages"][0]["id"] = f"wamid.OUT{next(self._ids):04d}"
+        return web.json_response(answer)
+
+    async def media_info(self, request: web.Request) -> web.Response:
+        media_id = request.match_info["media_id"]
+        if media_id not in self.media:
+            return web.json_response(
+                {"error": {"message": "Unsupported get request", "code": 100}}, status=400
+            )
+        content, mime = self.media[media_id]
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "url": f"{self.url}/download/{media_id}",
+                "mime_type": mime,
+                "sha256": "x",
+                "file_size": len(content),
+                "id": media_id,
+            }
+        )
+
+    async def download(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.Response(status=401)
+        content, mime = self.media[request.match_info["media_id"]]
+        return web.Response(body=content, content_type=mime)
+
+
+@asynccontextmanager
+async def running_graph(fake: FakeGraph | None = None) -> AsyncIterator[FakeGraph]:
+    fake = fake or FakeGraph()
+    app = web.Application()
+    app.router.add_post("/{version}/{phone_number_id}/messages", fake.messages)
+    app.router.add_get("/download/{media_id}", fake.download)
+    app.router.add_get("/{version}/{media_id}", fake.media_info)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    fake.url = f"http://127.0.0.1:{port}"
+    try:
+        yield fake
+    finally:
+        await runner.cleanup()
