@@ -1,0 +1,71 @@
+"""A real `rasa run` with the WhatsApp channel and a fake Graph API, shared by e2e tests."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.addons.whatsapp.security import sign
+from tests.fakes.graph import FakeGraph, GraphInThread
+from tests.support.stack import ROOT, Proc, free_port, start_rasa, write_endpoints
+
+E2E_SECRETS = {
+    "WPP_AUTHORIZATION_TOKEN": "e2e-access-token",
+    "WPP_VERIFY_TOKEN": "e2e-verify-token",
+    "WPP_PHONE_NUMBER_IDENTIFIER": "100000000000002",
+    "WPP_APP_SECRET": "e2e-app-secret",
+}
+
+
+@dataclass
+class WhatsAppStack:
+    rasa: Proc
+    graph: FakeGraph
+
+    def post_webhook(self, payload: Any) -> int:
+        body = json.dumps(payload).encode()
+        request = urllib.request.Request(
+            f"{self.rasa.url}/webhooks/whatsapp/webhook",
+            data=body,
+            headers={
+                "Content-Type": "application/json",
+                "X-Hub-Signature-256": sign(E2E_SECRETS["WPP_APP_SECRET"], body),
+            },
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+
+    def wait_for_sent(self, to: str, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sent = [b for b in self.graph.sent if b.get("to") in (to, "+" + to)]
+            if len(sent) >= count:
+                return sent
+            time.sleep(0.2)
+        raise AssertionError(f"expected {count} message(s) to {to}, got {self.graph.sent}")
+
+
+@pytest.fixture(scope="session")
+def whatsapp_stack(
+    trained_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WhatsAppStack]:
+    with GraphInThread(FakeGraph(token=E2E_SECRETS["WPP_AUTHORIZATION_TOKEN"])) as graph:
+        port = free_port()
+        endpoints = write_endpoints(tmp_path_factory.mktemp("e2e") / "endpoints.yml", None)
+        env = {**E2E_SECRETS, "WPP_API_BASE_URL": graph.url, "WPP_TYPING_INDICATOR": "true"}
+        with start_rasa(
+            port,
+            env,
+            credentials=ROOT / "credentials.yml",
+            endpoints=endpoints,
+            model=trained_model,
+            name="rasa-whatsapp-e2e",
+        ) as rasa:
+            yield WhatsAppStack(rasa, graph)
