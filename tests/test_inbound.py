@@ -58,7 +58,8 @@ EXPECTED_MESSAGES: dict[str, tuple[MessageType, str]] = {
     ),
     "inbound_location": (
         MessageType.LOCATION,
-        '/share_location{"latitude":37.4611978,"longitude":-122.2164385,"location_name":"Facebook HQ","address":"1 Hacker Way, Menlo Park, CA 94025"}',
+        '/share_location{"latitude":37.4611978,"longitude":-122.2164385,'
+        '"location_name":"Facebook HQ","address":"1 Hacker Way, Menlo Park, CA 94025"}',
     ),
     "inbound_location_current": (
         MessageType.LOCATION,

@@ -19,12 +19,11 @@ from bot.addons.whatsapp.payloads import PayloadStore
 from tests.whatsapp_fixtures import fixture
 
 TO = "15550002222"
+DEFAULT = ConversionOptions()
 ENVELOPE = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": "+15550002222"}
 
 
-def bodies(
-    response: dict[str, Any], options: ConversionOptions = ConversionOptions()
-) -> list[dict[str, Any]]:
+def bodies(response: dict[str, Any], options: ConversionOptions = DEFAULT) -> list[dict[str, Any]]:
     conversion = convert_response(response, options)
     assert conversion.problems == []
     return [cloud_body(TO, m) for m in conversion.messages]

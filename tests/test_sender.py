@@ -39,7 +39,8 @@ async def make_sender(graph: FakeGraph, **kwargs: object) -> tuple[Sender, Sleep
 async def test_a_turns_messages_arrive_in_order_with_metas_body() -> None:
     async with running_graph() as graph:
         sender, _ = await make_sender(graph)
-        turn = [Text(f"mensagem {i}") for i in range(5)] + [
+        turn: list[OutMessage] = [Text(f"mensagem {i}") for i in range(5)]
+        turn += [
             ReplyButtons("Ajudou?", (Button("/affirm", "Sim"), Button("/deny", "Não"))),
             Media("image", link="https://x.example/a.png"),
         ]

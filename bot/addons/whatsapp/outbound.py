@@ -459,7 +459,7 @@ def _elements(elements: Any, options: ConversionOptions, conversion: Conversion)
 
 
 def convert_response(
-    response: Mapping[str, Any], options: ConversionOptions = ConversionOptions()
+    response: Mapping[str, Any], options: ConversionOptions | None = None
 ) -> Conversion:
     """Convert one Rasa response (``BotUttered`` data) into WhatsApp messages, in order.
 
@@ -467,6 +467,7 @@ def convert_response(
     replies, then custom, image, attachment, elements. Text alone with an image becomes the
     image's caption when it fits.
     """
+    options = options or ConversionOptions()
     conversion = Conversion()
     text = str(response.get("text") or "")
     buttons = response.get("quick_replies") or response.get("buttons") or []

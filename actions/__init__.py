@@ -1,0 +1,1 @@
+"""Custom actions of the Nova Aurora bot (run by the rasa-sdk action server)."""

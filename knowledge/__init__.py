@@ -1,0 +1,1 @@
+"""The embedded knowledge service: answers questions from Markdown documents (SQLite FTS5)."""

@@ -1,0 +1,33 @@
+"""``python -m knowledge``: serve the embedded knowledge API."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from aiohttp import web
+
+from knowledge.service import create_app
+
+DEFAULT_DOCS = Path(__file__).resolve().parent / "docs"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("KNOWLEDGE_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("KNOWLEDGE_PORT", "5057")))
+    parser.add_argument("--docs", type=Path, default=DEFAULT_DOCS)
+    parser.add_argument(
+        "--min-score", type=float, default=float(os.environ.get("KNOWLEDGE_MIN_SCORE", "4.0"))
+    )
+    args = parser.parse_args()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    web.run_app(create_app(args.docs, args.min_score), host=args.host, port=args.port, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""docker-compose.yml is checked here, since no Docker engine runs in CI."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomli
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+VAR_REF = re.compile(r"\$\{([A-Z0-9_]+)(:?-[^}]*)?\}")
+
+
+def load_yaml(name: str) -> Any:
+    return yaml.safe_load((ROOT / name).read_text(encoding="utf-8"))
+
+
+def documented_variables() -> set[str]:
+    names = set()
+    for line in (ROOT / "variables.env.example").read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^#?\s*([A-Z][A-Z0-9_]*)=", line)
+        if match:
+            names.add(match.group(1))
+    return names
+
+
+def locked_version(package: str) -> str:
+    lock = tomli.loads((ROOT / "uv.lock").read_text(encoding="utf-8"))
+    return next(p["version"] for p in lock["package"] if p["name"] == package)
+
+
+COMPOSE = load_yaml("docker-compose.yml")
+SERVICES: dict[str, Any] = COMPOSE["services"]
+
+
+def test_stack_has_rasa_actions_knowledge_and_redis() -> None:
+    assert {"rasa", "action-server", "knowledge", "redis", "proxy"} <= set(SERVICES)
+
+
+def test_images_match_the_locked_rasa_and_sdk_versions() -> None:
+    assert SERVICES["rasa"]["image"] == f"rasa/rasa:{locked_version('rasa')}-full"
+    assert SERVICES["action-server"]["image"] == f"rasa/rasa-sdk:{locked_version('rasa-sdk')}"
+    assert SERVICES["knowledge"]["image"] == f"rasa/rasa-sdk:{locked_version('rasa-sdk')}"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_service_has_a_health_check_and_restart_policy(name: str) -> None:
+    service = SERVICES[name]
+    assert service["restart"] in {"unless-stopped", "always", "on-failure"}
+    test = service["healthcheck"]["test"]
+    assert isinstance(test, list) and test[0] in {"CMD", "CMD-SHELL"} and len(test) > 1
+
+
+@pytest.mark.parametrize("name", ["rasa", "action-server"])
+def test_secrets_come_from_the_env_file(name: str) -> None:
+    assert SERVICES[name]["env_file"] in (".env", [".env"])
+
+
+def test_depends_on_names_existing_services_with_health_conditions() -> None:
+    for name, service in SERVICES.items():
+        for dependency, condition in service.get("depends_on", {}).items():
+            assert dependency in SERVICES, f"{name} depends on unknown {dependency}"
+            assert condition == {"condition": "service_healthy"}
+
+
+def test_rasa_replicas_publish_no_fixed_host_port() -> None:
+    # `--scale rasa=N` fails if each replica binds the same host port; only the proxy does.
+    assert "ports" not in SERVICES["rasa"]
+    assert SERVICES["proxy"]["ports"] == ["${PUBLIC_PORT:-8080}:8080"]
+    nginx = (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
+    assert "http://rasa:5005" in nginx
+
+
+def test_mounted_paths_exist_in_the_repository() -> None:
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./") and source != "./models":  # models/ is made by make train
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+
+
+def test_every_variable_used_is_documented_or_defaulted() -> None:
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    documented = documented_variables()
+    for name, default in VAR_REF.findall(text):
+        assert default or name in documented, f"${{{name}}} is neither defaulted nor documented"
+
+
+def test_credentials_variables_are_documented() -> None:
+    text = (ROOT / "credentials.yml").read_text(encoding="utf-8")
+    documented = documented_variables()
+    used = {name for name, _ in VAR_REF.findall(text)}
+    assert used, "credentials.yml should read its secrets from the environment"
+    assert used <= documented, f"undocumented: {sorted(used - documented)}"
+
+
+def test_rasa_uses_redis_lock_and_tracker_stores() -> None:
+    endpoints = load_yaml("deploy/endpoints.docker.yml")
+    assert endpoints["lock_store"]["type"] == "redis"
+    assert endpoints["tracker_store"]["type"] == "redis"
+    assert endpoints["lock_store"]["url"] == "redis"
+    assert endpoints["action_endpoint"]["url"] == "http://action-server:5055/webhook"
+    mounted = SERVICES["rasa"]["volumes"]
+    assert "./deploy/endpoints.docker.yml:/app/endpoints.yml:ro" in mounted
+    assert int(SERVICES["rasa"]["environment"]["TICKET_LOCK_LIFETIME"]) >= 30
