@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.addons.whatsapp.errors import WhatsAppApiError
-from bot.addons.whatsapp.messages import Button, Media, ReplyButtons, Text
+from bot.addons.whatsapp.messages import Button, Media, OutMessage, ReplyButtons, Text
 from bot.addons.whatsapp.providers.cloud import CloudProvider
 from bot.addons.whatsapp.ratelimit import RateLimiter
 from bot.addons.whatsapp.sender import Sender, backoff_delay
