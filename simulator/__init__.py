@@ -1,0 +1,1 @@
+"""The WhatsApp simulator: a fake Cloud API that checks WhatsApp's rules, and a web chat."""

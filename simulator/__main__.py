@@ -1,0 +1,47 @@
+"""``python -m simulator``: the fake Cloud API and the chat page on one port."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from aiohttp import web
+
+from simulator.server import SimulatorConfig, create_app
+
+
+def main() -> None:
+    env = os.environ
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(env.get("SIMULATOR_PORT", "5100")))
+    parser.add_argument(
+        "--webhook-url",
+        default=env.get("SIMULATOR_WEBHOOK_URL", "http://localhost:5005/webhooks/whatsapp/webhook"),
+    )
+    parser.add_argument("--app-secret", default=env.get("WPP_APP_SECRET", ""))
+    parser.add_argument("--access-token", default=env.get("WPP_AUTHORIZATION_TOKEN", ""))
+    parser.add_argument(
+        "--phone-number-id", default=env.get("WPP_PHONE_NUMBER_IDENTIFIER", "100000000000002")
+    )
+    args = parser.parse_args()
+    if not args.app_secret or not args.access_token:
+        parser.error(
+            "set WPP_APP_SECRET and WPP_AUTHORIZATION_TOKEN (or --app-secret/--access-token)"
+        )
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = SimulatorConfig(
+        webhook_url=args.webhook_url,
+        app_secret=args.app_secret,
+        access_token=args.access_token,
+        phone_number_id=args.phone_number_id,
+        public_url=f"http://localhost:{args.port}",
+    )
+    web.run_app(create_app(config), host=args.host, port=args.port, print=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""The simulator's HTTP server: a fake Graph API, the chat page and its JSON API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot.addons.whatsapp.security import SIGNATURE_HEADER, sign, token_matches
+from simulator.validation import validate_message
+from simulator.webhooks import message_webhook, new_wamid, status_webhook, user_message
+
+logger = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "static"
+VERSION_RE = re.compile(r"^v\d+\.\d+$")
+
+
+@dataclass
+class SimulatorConfig:
+    """Where the channel listens and the secrets shared with it."""
+
+    webhook_url: str
+    app_secret: str
+    access_token: str
+    phone_number_id: str = "100000000000002"
+    public_url: str = "http://localhost:5100"
+    status_delay: float = 0.3
+
+
+@dataclass
+class Item:
+    """One bubble of a conversation."""
+
+    id: str
+    direction: str  # "in" (the user's) or "out" (the bot's)
+    body: dict[str, Any]
+    status: str = "sent"
+    errors: list[str] = field(default_factory=list)
+    time: float = field(default_factory=time.time)
+
+
+def graph_error(status: int, code: int, message: str, subcode: int | None = None) -> web.Response:
+    error: dict[str, Any] = {
+        "message": message,
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": "SIM" + uuid.uuid4().hex[:8],
+    }
+    if subcode is not None:
+        error["error_subcode"] = subcode
+    return web.json_response({"error": error}, status=status)
+
+
+class Simulator:
+    """State and handlers of one simulator process (in memory, per phone number)."""
+
+    def __init__(self, config: SimulatorConfig) -> None:
+        self.config = config
+        self.conversations: dict[str, list[Item]] = {}
+        self.names: dict[str, str] = {}
+        self.typing: dict[str, float] = {}
+        self.media: dict[str, tuple[bytes, str]] = {}
+        self._http: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # --- lifecycle -----------------------------------------------------------------
+    async def on_startup(self, app: web.Application) -> None:
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+
+    async def on_cleanup(self, app: web.Application) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._http is not None:
+            await self._http.close()
+
+    def _later(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def conversation(self, number: str) -> list[Item]:
+        return self.conversations.setdefault(number.lstrip("+"), [])
+
+    def find(self, wamid: str) -> Item | None:
+        for items in self.conversations.values():
+            for item in items:
+                if item.id == wamid:
+                    return item
+        return None
+
+    async def post_webhook(self, body: dict[str, Any]) -> int:
+        """Sign and POST a webhook to the channel, as Meta does; returns the HTTP status."""
+        raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(self.config.app_secret, raw),
+        }
+        assert self._http is not None
+        try:
+            async with self._http.post(
+                self.config.webhook_url, data=raw, headers=headers
+            ) as response:
+                return response.status
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            logger.warning("Channel unreachable at %s: %s", self.config.webhook_url, exc)
+            return 0
+
+    # --- fake Graph API --------------------------------------------------------------
+    def _authorized(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        return header.startswith("Bearer ") and token_matches(self.config.access_token, header[7:])
+
+    async def graph_messages(self, request: web.Request) -> web.Response:
+        if not VERSION_RE.match(request.match_info["version"]):
+            return graph_error(400, 2500, "Unknown path components")
+        if not self._authorized(request):
+            return graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+        if request.match_info["phone_number_id"] != self.config.phone_number_id:
+            return graph_error(
+                400,
+                100,
+                "Unsupported post request. Object with ID does not exist, cannot be loaded due "
+                "to missing permissions, or does not support this operation",
+                33,
+            )
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return graph_error(400, 100, "Invalid parameter: the body is not JSON")
+        violations = validate_message(body)
+        if isinstance(body, dict) and body.get("status") == "read":
+            if violations:
+                return web.json_response(violations[0].error_body("SIM"), status=400)
+            item = self.find(str(body["message_id"]))
+            if item is None:
+                return web.json_response(
+                    {
+                        "error": {
+                            "message": "(#131009) Parameter value is not valid",
+                            "type": "OAuthException",
+                            "code": 131009,
+                            "error_data": {
+                                "messaging_product": "whatsapp",
+                                "details": "Invalid message_id",
+                            },
+                            "fbtrace_id": "SIM",
+                        }
+                    },
+                    status=400,
+                )
+            for number, items in self.conversations.items():
+                if item in items:
+                    for earlier in items:  # marking read marks earlier messages read too
+                        if earlier.direction == "in":
+                            earlier.status = "read"
+                    if "typing_indicator" in body:
+                        self.typing[number] = time.time() + 25
+            return web.json_response({"success": True})
+        to = str(body.get("to", "")).lstrip("+") if isinstance(body, dict) else ""
+        wamid = new_wamid()
+        item = Item(wamid, "out", body if isinstance(body, dict) else {"raw": body})
+        if violations:
+            item.status = "failed"
+            item.errors = [f"({v.code}) {v.rule}" for v in violations]
+            self.conversation(to or "unknown").append(item)
+            logger.warning("Rejected a message to %s: %s", to, "; ".join(item.errors))
+            return web.json_response(
+                violations[0].error_body("SIM" + uuid.uuid4().hex[:8]), status=400
+            )
+        self.conversation(to).append(item)
+        self.typing.pop(to, None)
+        self._later(self._statuses(item, to))
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": body["to"], "wa_id": to}],
+                "messages": [{"id": wamid}],
+            }
+        )
+
+    async def _statuses(self, item: Item, to: str) -> None:
+        for status in ("sent", "delivered", "read"):
+            await asyncio.sleep(self.config.status_delay)
+            item.status = status
+            await self.post_webhook(
+                status_webhook(self.config.phone_number_id, item.id, to, status)
+            )
+
+    async def graph_media(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return graph_error(401, 190, "Invalid OAuth access token")
+        media_id = request.match_info["media_id"]
+        if media_id not in self.media:
+            return graph_error(400, 100, "Unsupported get request. Object does not exist")
+        content, mime = self.media[media_id]
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "url": f"{self.config.public_url}/media/{media_id}",
+                "mime_type": mime,
+                "sha256": "SIMULATED",
+                "file_size": len(content),
+                "id": media_id,
+            }
+        )
+
+    async def media_bytes(self, request: web.Request) -> web.Response:
+        media_id = request.match_info["media_id"]
+        if media_id not in self.media:
+            raise web.HTTPNotFound()
+        content, mime = self.media[media_id]
+        return web.Response(body=content, content_type=mime)
+
+    # --- the page's JSON API -----------------------------------------------------------
+    async def api_send(self, request: web.Request) -> web.Response:
+        try:
+            action = await request.json()
+            number = re.sub(r"\D", "", str(action.get("from", "")))
+            if len(number) < 8:
+                raise ValueError("'from' must be a phone number with country code")
+            name = str(action.get("name") or "Cidadão")
+            message = user_message(action)
+        except (ValueError, KeyError, json.JSONDecodeError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        self.names[number] = name
+        wamid, webhook = message_webhook(self.config.phone_number_id, number, name, message)
+        item = Item(wamid, "in", message)
+        self.conversation(number).append(item)
+        status = await self.post_webhook(webhook)
+        if status == 200:
+            if item.status == "sent":
+                item.status = "delivered"
+        else:
+            item.status = "failed"
+            item.errors = [
+                f"the channel answered HTTP {status}" if status else "the channel is unreachable"
+            ]
+        return web.json_response({"wamid": wamid, "webhook_status": status, "webhook": webhook})
+
+    async def api_upload(self, request: web.Request) -> web.Response:
+        content = await request.read()
+        if not content:
+            return web.json_response({"error": "empty upload"}, status=400)
+        media_id = str(100000000000500 + len(self.media))
+        self.media[media_id] = (content, request.content_type or "image/png")
+        return web.json_response({"id": media_id, "url": f"/media/{media_id}"})
+
+    async def api_messages(self, request: web.Request) -> web.Response:
+        number = re.sub(r"\D", "", request.query.get("number", ""))
+        items = [asdict(i) for i in self.conversation(number)] if number else []
+        typing = self.typing.get(number, 0) > time.time()
+        return web.json_response({"number": number, "typing": typing, "messages": items})
+
+    async def api_numbers(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"numbers": sorted(n for n, items in self.conversations.items() if items)}
+        )
+
+    async def index(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "webhook_url": self.config.webhook_url})
+
+
+def create_app(config: SimulatorConfig) -> web.Application:
+    sim = Simulator(config)
+    app = web.Application(client_max_size=6 * 1024 * 1024)
+    app["simulator"] = sim
+    app.on_startup.append(sim.on_startup)  # type: ignore[arg-type]
+    app.on_cleanup.append(sim.on_cleanup)  # type: ignore[arg-type]
+    sample = STATIC / "sample.png"
+    sim.media["100000000000499"] = (sample.read_bytes(), "image/png")
+    app.router.add_get("/", sim.index)
+    app.router.add_get("/health", sim.health)
+    app.router.add_static("/static/", STATIC)
+    app.router.add_get("/media/{media_id}", sim.media_bytes)
+    app.router.add_post("/api/send", sim.api_send)
+    app.router.add_post("/api/upload", sim.api_upload)
+    app.router.add_get("/api/messages", sim.api_messages)
+    app.router.add_get("/api/numbers", sim.api_numbers)
+    app.router.add_post("/{version}/{phone_number_id}/messages", sim.graph_messages)
+    app.router.add_get("/{version}/{media_id}", sim.graph_media)
+    return app
