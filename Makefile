@@ -11,8 +11,7 @@ MODEL  := models/nova-aurora.tar.gz
 TRAINING_FILES := config.yml domain.yml $(wildcard data/*.yml)
 CODE   := bot actions knowledge simulator tests scripts bench
 
-.PHONY: help install train run test lint format validate test-unit test-stories test-nlu \
-        register-webhook bench bench-smoke clean
+.PHONY: help install train run test lint format validate test-unit test-stories test-nlu clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \

@@ -194,7 +194,7 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
                 "--port",
                 rasa_port,
                 "--credentials",
-                "credentials.yml",
+                "credentials.serpro.yml" if env.get("WPP_PROVIDER") == "serpro" else "credentials.yml",
                 "--endpoints",
                 env.get("RASA_ENDPOINTS", "endpoints.yml"),
             ],

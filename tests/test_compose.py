@@ -89,8 +89,9 @@ def test_every_variable_used_is_documented_or_defaulted() -> None:
         assert default or name in documented, f"${{{name}}} is neither defaulted nor documented"
 
 
-def test_credentials_variables_are_documented() -> None:
-    text = (ROOT / "credentials.yml").read_text(encoding="utf-8")
+@pytest.mark.parametrize("name", ["credentials.yml", "credentials.serpro.yml"])
+def test_credentials_variables_are_documented(name: str) -> None:
+    text = (ROOT / name).read_text(encoding="utf-8")
     documented = documented_variables()
     used = {name for name, _ in VAR_REF.findall(text)}
     assert used, "credentials.yml should read its secrets from the environment"
