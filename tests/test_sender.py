@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.addons.whatsapp.errors import WhatsAppApiError
+from bot.addons.whatsapp.media import download_media
 from bot.addons.whatsapp.messages import Button, Media, OutMessage, ReplyButtons, Text
 from bot.addons.whatsapp.providers.cloud import CloudProvider
 from bot.addons.whatsapp.ratelimit import RateLimiter
@@ -183,3 +184,18 @@ async def test_mark_read_with_typing_and_media_download() -> None:
         await provider.close()
     assert graph.requests[0]["body"] == fixture("outbound_mark_read_typing")
     assert (content, mime) == (b"\x89PNG fake", "image/png")
+
+
+async def test_actions_download_media_with_the_channels_variables() -> None:
+    async with running_graph() as graph:
+        graph.media["100000000000101"] = (b"JPEG bytes", "image/jpeg")
+        env = {
+            "WPP_AUTHORIZATION_TOKEN": graph.token,
+            "WPP_VERIFY_TOKEN": "v",
+            "WPP_PHONE_NUMBER_IDENTIFIER": "100000000000002",
+            "WPP_APP_SECRET": "s",
+            "WPP_API_BASE_URL": graph.url,
+        }
+        assert await download_media("100000000000101", env) == (b"JPEG bytes", "image/jpeg")
+        with pytest.raises(WhatsAppApiError):
+            await download_media("100000000000999", env)
