@@ -183,6 +183,8 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
             )
         )
         where = f"Open the WhatsApp simulator: http://localhost:{simulator_port}"
+    serpro = env.get("WPP_PROVIDER") == "serpro"
+    credentials = "credentials.serpro.yml" if serpro else "credentials.yml"
     services.append(
         Service(
             "rasa",
@@ -194,7 +196,7 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
                 "--port",
                 rasa_port,
                 "--credentials",
-                "credentials.serpro.yml" if env.get("WPP_PROVIDER") == "serpro" else "credentials.yml",
+                credentials,
                 "--endpoints",
                 env.get("RASA_ENDPOINTS", "endpoints.yml"),
             ],
