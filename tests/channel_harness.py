@@ -137,7 +137,8 @@ async def serve_channel(
     **overrides: Any,
 ) -> AsyncIterator[Served]:
     provider = RecordingProvider()
-    channel = WhatsAppInput(settings(**overrides), provider=provider)
+    dedup = overrides.pop("dedup", None)
+    channel = WhatsAppInput(settings(**overrides), provider=provider, dedup=dedup)
     agent = agent or FakeAgent()
     app = Sanic(f"whatsapp_test_{next(_names)}")
     app.ctx.agent = agent

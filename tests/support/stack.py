@@ -50,6 +50,16 @@ def wait_for_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None
     raise TimeoutError(f"{url} not ready after {timeout:.0f}s: {last_error}")
 
 
+def wait_for_tcp(host: str, port: int, timeout: float) -> None:
+    """Wait until something accepts TCP connections on ``host:port``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout:.0f}s")
+
+
 @dataclass
 class Proc:
     """A started process: where it listens and where it logs."""
