@@ -1,0 +1,106 @@
+"""End to end: rasa run, the action server and the knowledge service answer open questions."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.stack import (
+    ROOT,
+    VENV_BIN,
+    Proc,
+    free_port,
+    start_action_server,
+    start_process,
+    start_rasa,
+    write_endpoints,
+)
+
+pytestmark = pytest.mark.e2e
+RESPONSES = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))["responses"]
+
+
+@dataclass
+class KnowledgeStack:
+    rasa: Proc
+    knowledge: Proc
+
+    def say(self, sender: str, text: str) -> list[str]:
+        request = urllib.request.Request(
+            f"{self.rasa.url}/webhooks/rest/webhook",
+            data=json.dumps({"sender": sender, "message": text}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            replies: list[dict[str, Any]] = json.loads(response.read())
+        return [r.get("text", "") for r in replies]
+
+
+@pytest.fixture(scope="module")
+def stack(
+    trained_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KnowledgeStack]:
+    folder = tmp_path_factory.mktemp("knowledge-e2e")
+    ports = {name: free_port() for name in ("knowledge", "actions", "rasa")}
+    env = {
+        "KNOWLEDGE_API_URL": f"http://127.0.0.1:{ports['knowledge']}/ask",
+        "KNOWLEDGE_TIMEOUT": "3",
+    }
+    credentials = folder / "credentials.yml"
+    credentials.write_text("rest:\n", encoding="utf-8")
+    endpoints = write_endpoints(folder / "endpoints.yml", ports["actions"])
+    py = str(VENV_BIN / "python")
+    procs: list[Proc] = []
+    try:
+        knowledge = start_process(
+            "knowledge-e2e",
+            [py, "-m", "knowledge", "--port", str(ports["knowledge"])],
+            env,
+            f"http://127.0.0.1:{ports['knowledge']}/health",
+            ports["knowledge"],
+        )
+        procs.append(knowledge)
+        procs.append(start_action_server(ports["actions"], env))
+        procs.append(
+            start_rasa(
+                ports["rasa"],
+                env,
+                credentials=credentials,
+                endpoints=endpoints,
+                model=trained_model,
+                name="rasa-knowledge-e2e",
+            )
+        )
+        yield KnowledgeStack(procs[-1], knowledge)
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+
+
+def test_a_question_gets_the_documents_answer_then_the_feedback_question(
+    stack: KnowledgeStack,
+) -> None:
+    replies = stack.say("5561911110001", "como pago o iptu atrasado?")
+    # Rasa's REST channel splits a text on blank lines; WhatsApp keeps it one message.
+    *answer, feedback = replies
+    assert answer[0].startswith("*IPTU atrasado e parcelamento de dívida*")
+    assert "https://www.novaaurora.example.gov.br/servicos/iptu" in "\n\n".join(answer)
+    assert feedback == RESPONSES["utter_ask_feedback"][0]["text"]
+
+
+def test_a_nonsense_question_gets_no_answer(stack: KnowledgeStack) -> None:
+    replies = stack.say("5561911110002", "me conta uma piada")
+    assert replies == [RESPONSES["utter_knowledge_no_answer"][0]["text"]]
+
+
+def test_with_the_knowledge_service_down_the_user_gets_an_apology(stack: KnowledgeStack) -> None:
+    stack.knowledge.stop()
+    replies = stack.say("5561911110003", "onde recarrego o cartão do ônibus?")
+    assert replies == [RESPONSES["utter_knowledge_unavailable"][0]["text"]]
