@@ -272,10 +272,13 @@ class Simulator:
         return web.json_response({"ok": True, "webhook_url": self.config.webhook_url})
 
 
+SIMULATOR_KEY = web.AppKey("simulator", Simulator)
+
+
 def create_app(config: SimulatorConfig) -> web.Application:
     sim = Simulator(config)
     app = web.Application(client_max_size=6 * 1024 * 1024)
-    app["simulator"] = sim
+    app[SIMULATOR_KEY] = sim
     app.on_startup.append(sim.on_startup)  # type: ignore[arg-type]
     app.on_cleanup.append(sim.on_cleanup)  # type: ignore[arg-type]
     sample = STATIC / "sample.png"
