@@ -11,7 +11,8 @@ MODEL  := models/nova-aurora.tar.gz
 TRAINING_FILES := config.yml domain.yml $(wildcard data/*.yml)
 CODE   := bot actions knowledge simulator tests scripts bench
 
-.PHONY: help install train run test lint format validate test-unit test-stories test-nlu clean
+.PHONY: help install train run test lint format validate test-unit test-stories test-nlu clean \
+        register-webhook list-webhooks
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -59,6 +60,13 @@ test-nlu: install train ## NLU on held-out phrases (tests/nlu_holdout.yml); fail
 
 test: lint validate test-unit test-stories test-nlu ## Everything CI runs: lint, validate, pytest, stories, NLU
 	@echo "make test: all checks passed"
+
+register-webhook: install ## Register WEBHOOK_PUBLIC_URL with Serpro (reads .env), then list to confirm
+	$(PY) -m bot.addons.whatsapp.serpro register
+	$(PY) -m bot.addons.whatsapp.serpro list
+
+list-webhooks: install ## List the webhooks registered with Serpro
+	$(PY) -m bot.addons.whatsapp.serpro list
 
 clean: ## Remove the trained model and test results
 	rm -rf models results artifacts .run

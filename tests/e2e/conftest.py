@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from bot.addons.whatsapp.security import sign
-from tests.fakes.graph import FakeGraph, GraphInThread
+from tests.fakes.graph import FakeGraph, running_graph
 from tests.support.stack import ROOT, Proc, free_port, start_rasa, write_endpoints
+from tests.support.threaded import InThread
 
 E2E_SECRETS = {
     "WPP_AUTHORIZATION_TOKEN": "e2e-access-token",
@@ -56,7 +57,8 @@ class WhatsAppStack:
 def whatsapp_stack(
     trained_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WhatsAppStack]:
-    with GraphInThread(FakeGraph(token=E2E_SECRETS["WPP_AUTHORIZATION_TOKEN"])) as graph:
+    fake = FakeGraph(token=E2E_SECRETS["WPP_AUTHORIZATION_TOKEN"])
+    with InThread(lambda: running_graph(fake)) as graph:
         port = free_port()
         endpoints = write_endpoints(tmp_path_factory.mktemp("e2e") / "endpoints.yml", None)
         env = {**E2E_SECRETS, "WPP_API_BASE_URL": graph.url, "WPP_TYPING_INDICATOR": "true"}

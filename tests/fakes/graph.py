@@ -127,38 +127,3 @@ async def running_graph(fake: FakeGraph | None = None) -> AsyncIterator[FakeGrap
         yield fake
     finally:
         await runner.cleanup()
-
-
-class GraphInThread:
-    """The fake Graph API on its own event loop in a thread, for tests of real processes."""
-
-    def __init__(self, fake: FakeGraph | None = None) -> None:
-        import asyncio
-        import threading
-
-        self.fake = fake or FakeGraph()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        import asyncio
-
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            async with running_graph(self.fake):
-                self._ready.set()
-                await self._stop.wait()
-
-        self._loop.run_until_complete(main())
-
-    def __enter__(self) -> FakeGraph:
-        self._thread.start()
-        self._ready.wait(10)
-        return self.fake
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)

@@ -39,6 +39,10 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "api_base_url": ("WPP_API_BASE_URL", "https://graph.facebook.com"),
     "serpro_base_url": ("SERPRO_BASE_URL", "https://api.whatsapp.serpro.gov.br"),
     "webhook_public_url": ("WEBHOOK_PUBLIC_URL", ""),
+    # Serpro details not publicly confirmed (see README, "Deploy through Serpro").
+    "serpro_read_receipt_path": ("SERPRO_READ_RECEIPT_PATH", "requisicao/informacao-de-leitura"),
+    "serpro_recipient_plus": ("SERPRO_RECIPIENT_PLUS", "false"),
+    "serpro_token_ttl": ("SERPRO_TOKEN_TTL", "600"),
     "redis_url": ("REDIS_URL", ""),
     "max_concurrency": ("WPP_MAX_CONCURRENCY", "32"),
     "queue_size": ("WPP_QUEUE_SIZE", "1000"),
@@ -95,6 +99,9 @@ class WhatsAppSettings:
     serpro_base_url: str = "https://api.whatsapp.serpro.gov.br"
     serpro_webhook_token: str = field(default="", repr=False)
     webhook_public_url: str = ""
+    serpro_read_receipt_path: str = "requisicao/informacao-de-leitura"
+    serpro_recipient_plus: bool = False
+    serpro_token_ttl: float = 600.0
     redis_url: str = field(default="", repr=False)
     max_concurrency: int = 32
     queue_size: int = 1000
@@ -183,6 +190,9 @@ class WhatsAppSettings:
             api_base_url=raw["api_base_url"].rstrip("/"),
             serpro_base_url=raw["serpro_base_url"].rstrip("/"),
             webhook_public_url=raw["webhook_public_url"],
+            serpro_read_receipt_path=raw["serpro_read_receipt_path"].strip("/"),
+            serpro_recipient_plus=flag("serpro_recipient_plus"),
+            serpro_token_ttl=number("serpro_token_ttl", float, 1),
             redis_url=raw["redis_url"],
             max_concurrency=number("max_concurrency", int, 1),
             queue_size=number("queue_size", int, 1),
