@@ -12,6 +12,7 @@ from bot.addons.whatsapp.messages import (
     OutMessage,
     ReplyButtons,
     Text,
+    sections_as_dicts,
 )
 
 
@@ -44,17 +45,7 @@ def message_object(message: OutMessage) -> dict[str, Any]:
         return {"type": "interactive", "interactive": interactive}
     if isinstance(message, ListMessage):
         interactive = {"type": "list", **_frame(message.header, message.body, message.footer)}
-        sections = []
-        for section in message.sections:
-            rows = []
-            for row in section.rows:
-                item = {"id": row.id, "title": row.title}
-                if row.description:
-                    item["description"] = row.description
-                rows.append(item)
-            sections.append(
-                {"title": section.title, "rows": rows} if section.title else {"rows": rows}
-            )
+        sections = sections_as_dicts(message.sections)
         interactive["action"] = {"button": message.button_label, "sections": sections}
         return {"type": "interactive", "interactive": interactive}
     if isinstance(message, CtaUrl):

@@ -68,6 +68,22 @@ class ListMessage:
     footer: str | None = None
 
 
+def sections_as_dicts(
+    sections: tuple[ListSection, ...], title: str = "title", description: str = "description"
+) -> list[dict[str, Any]]:
+    """A list's sections as JSON, with the provider's key names; empty fields are omitted."""
+    result: list[dict[str, Any]] = []
+    for section in sections:
+        rows: list[dict[str, Any]] = []
+        for row in section.rows:
+            item = {"id": row.id, title: row.title}
+            if row.description:
+                item[description] = row.description
+            rows.append(item)
+        result.append({title: section.title, "rows": rows} if section.title else {"rows": rows})
+    return result
+
+
 @dataclass(frozen=True)
 class CtaUrl:
     """An interactive call-to-action URL button (``type: cta_url``)."""

@@ -21,6 +21,7 @@ from bot.addons.whatsapp.messages import (
     OutMessage,
     ReplyButtons,
     Text,
+    sections_as_dicts,
 )
 
 
@@ -158,17 +159,7 @@ def serpro_request(
             },
         )
     if isinstance(message, ListMessage):
-        secoes = []
-        for section in message.sections:
-            rows = []
-            for row in section.rows:
-                item = {"id": row.id, "titulo": row.title}
-                if row.description:
-                    item["descricao"] = row.description
-                rows.append(item)
-            secoes.append(
-                {"titulo": section.title, "rows": rows} if section.title else {"rows": rows}
-            )
+        secoes = sections_as_dicts(message.sections, title="titulo", description="descricao")
         return SerproRequest(
             "mensagem/interativa-lista",
             {
