@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.addons.whatsapp.logsafe import mask_phone
 from bot.addons.whatsapp.security import SIGNATURE_HEADER, sign, token_matches
 from simulator.validation import validate_message
 from simulator.webhooks import message_webhook, new_wamid, status_webhook, user_message
@@ -172,7 +173,7 @@ class Simulator:
             item.status = "failed"
             item.errors = [f"({v.code}) {v.rule}" for v in violations]
             self.conversation(to or "unknown").append(item)
-            logger.warning("Rejected a message to %s: %s", to, "; ".join(item.errors))
+            logger.warning("Rejected a message to %s: %s", mask_phone(to), "; ".join(item.errors))
             return web.json_response(
                 violations[0].error_body("SIM" + uuid.uuid4().hex[:8]), status=400
             )

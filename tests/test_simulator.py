@@ -75,7 +75,7 @@ async def sim() -> AsyncIterator[Running]:
         status_delay=0.01,
     )
     for app, port in ((channel_app, channel_port), (create_app(config), sim_port)):
-        runner = web.AppRunner(app)
+        runner = web.AppRunner(app, access_log=None)  # its lines would carry phone numbers
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         runners.append(runner)

@@ -1,0 +1,129 @@
+"""Property-based fuzzing of the webhook: thousands of mutated, correctly signed payloads.
+
+Whatever the mutation, the server answers 200 or a 4xx (never a 5xx for a client's error),
+keeps running, and the valid message added to each batch is still handled exactly once.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.addons.whatsapp.security import sign
+from tests.channel_harness import APP_SECRET, Served, serve_channel
+from tests.support.threaded import InThread
+from tests.whatsapp_fixtures import fixture, fixture_names
+
+FIXTURES = [fixture(n) for n in fixture_names("inbound_") + fixture_names("status_")]
+_ids = itertools.count()
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every path into a JSON value."""
+    yield prefix
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from paths(child, (*prefix, index))
+
+
+@st.composite
+def mutated_payloads(draw: st.DrawFn) -> dict[str, Any]:
+    payload = copy.deepcopy(draw(st.sampled_from(FIXTURES)))
+    for _ in range(draw(st.integers(1, 4))):
+        candidates = [p for p in paths(payload) if p and p[0] == "entry"]
+        if not candidates:
+            break
+        path = draw(st.sampled_from(candidates))
+        parent = payload
+        for step in path[:-1]:
+            parent = parent[step]
+        if draw(st.booleans()) and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = draw(json_values)
+    return payload
+
+
+def valid_change(wamid: str) -> dict[str, Any]:
+    change = copy.deepcopy(fixture("inbound_text")["entry"][0]["changes"][0])
+    change["value"]["messages"][0]["id"] = wamid
+    return change
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    with InThread(lambda: serve_channel(queue_size=100_000, mark_read=False)) as s:
+        yield s
+
+
+def post(served: Served, payload: dict[str, Any]) -> int:
+    raw = json.dumps(payload).encode()
+    request = urllib.request.Request(
+        f"{served.url}/webhooks/whatsapp/webhook",
+        data=raw,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(APP_SECRET, raw)},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def handled(served: Served, wamid: str, timeout: float = 5.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        count = sum(1 for m in served.agent.messages if m.message_id == wamid)
+        if count:
+            return count
+        time.sleep(0.005)
+    return 0
+
+
+@settings(
+    max_examples=1500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(payload=mutated_payloads())
+def test_mutated_payloads_never_break_the_server_or_the_rest_of_the_batch(
+    served: Served, payload: dict[str, Any]
+) -> None:
+    wamid = f"wamid.FUZZ{next(_ids)}"
+    if isinstance(payload.get("entry"), list):
+        payload["entry"].append({"id": "100000000000001", "changes": [valid_change(wamid)]})
+    status = post(served, payload)
+    assert status in (200, 400), status
+    if status == 200:
+        assert handled(served, wamid) == 1
+
+
+def test_the_server_still_answers_after_the_fuzzing(served: Served) -> None:
+    wamid = f"wamid.AFTER{next(_ids)}"
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [valid_change(wamid)]}],
+    }
+    assert post(served, payload) == 200
+    assert handled(served, wamid) == 1
