@@ -20,3 +20,31 @@ def test_channel_logs_mask_numbers(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     logging.getLogger("bot.test").info("Send to %s failed", mask_phone("5561999998888"))
     assert "5561999998888" not in caplog.text and "55*********88" in caplog.text
+
+
+def test_numbers_the_channel_has_seen_are_masked_in_anyones_log_lines() -> None:
+    from bot.addons.whatsapp.logsafe import MaskKnownNumbers
+
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    handler = Keep()
+    mask = MaskKnownNumbers()
+    handler.addFilter(mask)
+    log = logging.getLogger("rasa.core.processor.test")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        mask.remember("5561933332222")
+        log.warning("Circuit breaker tripped for sender '%s'", "5561933332222")
+        log.warning("media 100000000000101 for +5561933332222, wamid.HBgM123")
+    finally:
+        log.removeHandler(handler)
+    assert records == [
+        "Circuit breaker tripped for sender '55*********22'",
+        "media 100000000000101 for +55*********22, wamid.HBgM123",
+    ]
+    assert not leaks(records)

@@ -279,3 +279,31 @@ async def test_serpro_list_and_data_wrappings_are_accepted() -> None:
 def test_sign_matches_the_recorded_signature() -> None:
     example = fixture("webhook_signature_example")
     assert sign(example["app_secret"], example["raw_body"].encode()) == example["header_value"]
+
+
+class SilentAgent(FakeAgent):
+    """A bot whose turn produces nothing (as when the action server is down) or fails."""
+
+    fail: bool = False
+
+    async def handle_message(self, message: Any) -> None:
+        self.messages.append(message)
+        if self.fail:
+            raise RuntimeError("policy exploded")
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["no-response", "exception"])
+async def test_a_turn_without_any_response_gets_a_polite_message_not_silence(fail: bool) -> None:
+    agent = SilentAgent()
+    agent.fail = fail
+    async with serve_channel(agent) as s:
+        await s.post(text_webhook("wamid.SILENT", "oi"))
+        await s.settle()
+        assert [(to, m) for to, m in s.provider.sent] == [
+            ("15550002222", Text(s.channel.settings.silence_fallback))
+        ]
+        assert s.channel.metrics.silent_turns == 1
+    async with serve_channel(SilentAgent(), silence_fallback="") as s:
+        await s.post(text_webhook("wamid.SILENT2", "oi"))
+        await s.settle()
+        assert s.provider.sent == []

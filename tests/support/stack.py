@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 LOG_DIR = ROOT / "artifacts" / "logs"
 MODEL = ROOT / "models" / "nova-aurora.tar.gz"
+_USED_NAMES: set[str] = set()
 
 
 def free_port() -> int:
@@ -118,8 +119,14 @@ def start_process(
         cwd: working directory (the repository root by default).
     """
     LOG_DIR.mkdir(parents=True, exist_ok=True)
+    # A fresh file per process of this run (the log check reads them all at the end).
+    base, count = name, 1
+    while name in _USED_NAMES:
+        count += 1
+        name = f"{base}-{count}"
+    _USED_NAMES.add(name)
     log_path = LOG_DIR / f"{name}.log"
-    log_file = open(log_path, "ab")  # noqa: SIM115 - closed by Proc.stop
+    log_file = open(log_path, "wb")  # noqa: SIM115 - closed by Proc.stop
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     popen = subprocess.Popen(
         list(argv),

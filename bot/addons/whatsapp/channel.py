@@ -33,7 +33,8 @@ from bot.addons.whatsapp.dedup import DedupStore, create_dedup_store
 from bot.addons.whatsapp.dispatcher import Dispatcher
 from bot.addons.whatsapp.events import InboundMessage, StatusState, StatusUpdate, WebhookError
 from bot.addons.whatsapp.inbound import reply_id, user_text, whatsapp_metadata
-from bot.addons.whatsapp.logsafe import mask_phone
+from bot.addons.whatsapp.logsafe import MASK_FILTER, install_log_masking, mask_phone
+from bot.addons.whatsapp.messages import Text
 from bot.addons.whatsapp.metrics import Metrics
 from bot.addons.whatsapp.outbound import ConversionOptions
 from bot.addons.whatsapp.output import WhatsAppOutput
@@ -110,6 +111,7 @@ class WhatsAppInput(InputChannel):
     async def start(self) -> None:
         """Open the provider's HTTP session (server start)."""
         if not self._started:
+            install_log_masking()
             await self.sender.start()
             self._started = True
             logger.info(
@@ -147,11 +149,13 @@ class WhatsAppInput(InputChannel):
             text = user_text(message, self.settings.intents)
             if reply_id(message) is not None:
                 text = await self.payloads.resolve(text)
+            output = self.get_output_channel()
+            MASK_FILTER.remember(message.wa_id)
             try:
                 await on_new_message(
                     UserMessage(
                         text,
-                        self.get_output_channel(),
+                        output,
                         sender_id=message.wa_id,
                         input_channel=self.name(),
                         message_id=message.wamid,
@@ -161,11 +165,24 @@ class WhatsAppInput(InputChannel):
                 self.metrics.messages_handled += 1
             except Exception:
                 self.metrics.handling_errors += 1
-                raise
+                logger.exception("The bot's turn for %s failed", message.wamid)
             finally:
+                if output.responses == 0:
+                    await self._break_silence(message)
                 self.metrics.observe_latency(time.monotonic() - item.received_at)
 
         return handle
+
+    async def _break_silence(self, message: InboundMessage) -> None:
+        """A turn that produced no response (the action server down, an error in a
+        policy) gets a polite message rather than silence; WPP_SILENCE_FALLBACK="" turns it off."""
+        self.metrics.silent_turns += 1
+        logger.warning("The bot gave no response to %s", message.wamid)
+        if self.settings.silence_fallback:
+            try:
+                await self.sender.send_all(message.wa_id, [Text(self.settings.silence_fallback)])
+            except Exception:
+                logger.exception("Could not send the fallback message for %s", message.wamid)
 
     def _in_background(self, coroutine: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coroutine)

@@ -19,6 +19,10 @@ from bot.addons.whatsapp.limits import MESSAGES_PER_SECOND_DEFAULT
 
 Provider = Literal["cloud", "serpro"]
 
+SILENCE_FALLBACK = (
+    "Desculpe, tive um problema para responder agora. Tente de novo em alguns minutos."
+)
+
 # credentials.yml key -> environment variable, for the values a provider requires.
 CLOUD_REQUIRED = {
     "access_token": "WPP_AUTHORIZATION_TOKEN",
@@ -59,6 +63,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "reengagement_template": ("WPP_REENGAGEMENT_TEMPLATE", ""),
     "reengagement_language": ("WPP_REENGAGEMENT_LANGUAGE", "pt_BR"),
     "drain_timeout": ("WPP_DRAIN_TIMEOUT", "25"),
+    "silence_fallback": ("WPP_SILENCE_FALLBACK", SILENCE_FALLBACK),
 }
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -118,6 +123,7 @@ class WhatsAppSettings:
     reengagement_template: str = ""
     reengagement_language: str = "pt_BR"
     drain_timeout: float = 25.0
+    silence_fallback: str = SILENCE_FALLBACK
     intents: InboundIntents = field(default_factory=InboundIntents)
 
     @classmethod
@@ -209,6 +215,7 @@ class WhatsAppSettings:
             reengagement_template=raw["reengagement_template"],
             reengagement_language=raw["reengagement_language"],
             drain_timeout=number("drain_timeout", float, 0),
+            silence_fallback=raw["silence_fallback"],
             intents=intents,
             **secrets,
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from collections import OrderedDict
 from typing import Final
 
 _DIGITS: Final = re.compile(r"\d")
@@ -28,3 +30,54 @@ def mask_phone(number: str | None) -> str:
     kept_head = "".join(digits[:2])
     kept_tail = "".join(digits[-2:])
     return f"{prefix}{kept_head}{'*' * (len(digits) - 4)}{kept_tail}"
+
+
+_DIGIT_RUN = re.compile(r"(?<!\d)\+?\d{8,15}(?!\d)")
+
+
+class MaskKnownNumbers(logging.Filter):
+    """Masks the phone numbers of the channel's users in every log line, whoever logs it.
+
+    Rasa itself logs sender ids (e.g. "Circuit breaker tripped … for sender '5561…'"). The
+    channel remembers the ``wa_id`` of each user it hands to Rasa (a bounded set) and this
+    filter, installed on the root logger's handlers, masks those numbers in any record.
+    Other long digit runs (message and media ids) are left alone.
+    """
+
+    def __init__(self, max_numbers: int = 100_000) -> None:
+        super().__init__()
+        self._numbers: OrderedDict[str, None] = OrderedDict()
+        self._max = max_numbers
+
+    def remember(self, number: str) -> None:
+        digits = number.lstrip("+")
+        self._numbers[digits] = None
+        self._numbers.move_to_end(digits)
+        while len(self._numbers) > self._max:
+            self._numbers.popitem(last=False)
+
+    def _mask(self, match: re.Match[str]) -> str:
+        text = match.group(0)
+        return mask_phone(text) if text.lstrip("+") in self._numbers else text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._numbers:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        masked = _DIGIT_RUN.sub(self._mask, message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+MASK_FILTER = MaskKnownNumbers()
+
+
+def install_log_masking() -> None:
+    """Put :data:`MASK_FILTER` on every handler of the root logger (idempotent)."""
+    for handler in logging.getLogger().handlers:
+        if MASK_FILTER not in handler.filters:
+            handler.addFilter(MASK_FILTER)

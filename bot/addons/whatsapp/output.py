@@ -27,12 +27,14 @@ class WhatsAppOutput(OutputChannel):
         self.sender = sender
         self.payloads = payloads
         self.options = options
+        self.responses = 0  # responses Rasa handed over during this turn
 
     @classmethod
     def name(cls) -> str:
         return "whatsapp"
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        self.responses += 1
         conversion = convert_response(message, self.options)
         for problem in conversion.problems:
             logger.error(
