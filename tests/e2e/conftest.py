@@ -6,6 +6,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,21 +54,27 @@ class WhatsAppStack:
         raise AssertionError(f"expected {count} message(s) to {to}, got {self.graph.sent}")
 
 
+@contextmanager
+def cloud_stack(model: Path, endpoints: Path, name: str) -> Iterator[WhatsAppStack]:
+    """`rasa run` with the Cloud API channel pointed at a fake Graph API in a thread."""
+    fake = FakeGraph(token=E2E_SECRETS["WPP_AUTHORIZATION_TOKEN"])
+    with InThread(lambda: running_graph(fake)) as graph:
+        env = {**E2E_SECRETS, "WPP_API_BASE_URL": graph.url, "WPP_TYPING_INDICATOR": "true"}
+        with start_rasa(
+            free_port(),
+            env,
+            credentials=ROOT / "credentials.yml",
+            endpoints=endpoints,
+            model=model,
+            name=name,
+        ) as rasa:
+            yield WhatsAppStack(rasa, graph)
+
+
 @pytest.fixture(scope="session")
 def whatsapp_stack(
     trained_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WhatsAppStack]:
-    fake = FakeGraph(token=E2E_SECRETS["WPP_AUTHORIZATION_TOKEN"])
-    with InThread(lambda: running_graph(fake)) as graph:
-        port = free_port()
-        endpoints = write_endpoints(tmp_path_factory.mktemp("e2e") / "endpoints.yml", None)
-        env = {**E2E_SECRETS, "WPP_API_BASE_URL": graph.url, "WPP_TYPING_INDICATOR": "true"}
-        with start_rasa(
-            port,
-            env,
-            credentials=ROOT / "credentials.yml",
-            endpoints=endpoints,
-            model=trained_model,
-            name="rasa-whatsapp-e2e",
-        ) as rasa:
-            yield WhatsAppStack(rasa, graph)
+    endpoints = write_endpoints(tmp_path_factory.mktemp("e2e") / "endpoints.yml", None)
+    with cloud_stack(trained_model, endpoints, "rasa-whatsapp-e2e") as stack:
+        yield stack

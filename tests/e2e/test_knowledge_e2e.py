@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.e2e.conftest import cloud_stack
+from tests.e2e.test_cloud_e2e import text_webhook
 from tests.support.stack import (
     ROOT,
     VENV_BIN,
@@ -109,34 +111,11 @@ def test_with_the_knowledge_service_down_the_user_gets_an_apology(stack: Knowled
 def test_with_the_action_server_down_the_whatsapp_user_is_not_left_in_silence(
     trained_model: Path, tmp_path: Path
 ) -> None:
-    from tests.e2e.conftest import E2E_SECRETS
-    from tests.fakes.graph import FakeGraph, running_graph
-    from tests.support.threaded import InThread
-
-    fake = FakeGraph(token=E2E_SECRETS["WPP_AUTHORIZATION_TOKEN"])
     dead_actions = free_port()  # nothing listens: the action server is down
     endpoints = write_endpoints(tmp_path / "endpoints.yml", dead_actions)
-    with InThread(lambda: running_graph(fake)) as graph:
-        env = {**E2E_SECRETS, "WPP_API_BASE_URL": graph.url}
-        port = free_port()
-        with start_rasa(
-            port,
-            env,
-            credentials=ROOT / "credentials.yml",
-            endpoints=endpoints,
-            model=trained_model,
-            name="rasa-no-actions",
-        ) as rasa:
-            from tests.e2e.conftest import WhatsAppStack
-            from tests.e2e.test_cloud_e2e import text_webhook
-
-            stack = WhatsAppStack(rasa, graph)
-            assert (
-                stack.post_webhook(
-                    text_webhook("wamid.NOACT", "como pago o iptu atrasado?", "5561933332222")
-                )
-                == 200
-            )
-            (reply,) = stack.wait_for_sent("5561933332222", 1)
+    question = text_webhook("wamid.NOACT", "como pago o iptu atrasado?", "5561933332222")
+    with cloud_stack(trained_model, endpoints, "rasa-no-actions") as stack:
+        assert stack.post_webhook(question) == 200
+        (reply,) = stack.wait_for_sent("5561933332222", 1)
     assert reply["type"] == "text"
     assert reply["text"]["body"].startswith("Desculpe")
