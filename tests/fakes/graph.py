@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,6 +38,7 @@ class FakeGraph:
     script: deque[Scripted] = field(default_factory=deque)
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     url: str = ""
+    down_until: float = 0.0  # time.monotonic() before which every send answers 503
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -59,6 +61,10 @@ class FakeGraph:
             "accepted": False,
         }
         self.requests.append(record)
+        if time.monotonic() < self.down_until:
+            return web.json_response(
+                {"error": {"message": "Service temporarily unavailable", "code": 2}}, status=503
+            )
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return web.json_response(
                 {
@@ -104,6 +110,10 @@ class FakeGraph:
         )
 
     async def download(self, request: web.Request) -> web.Response:
+        if time.monotonic() < self.down_until:
+            return web.json_response(
+                {"error": {"message": "Service temporarily unavailable", "code": 2}}, status=503
+            )
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return web.Response(status=401)
         content, mime = self.media[request.match_info["media_id"]]

@@ -55,7 +55,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "mark_read": ("WPP_MARK_READ", "true"),
     "typing_indicator": ("WPP_TYPING_INDICATOR", "true"),
     "send_rate_per_second": ("WPP_SEND_RATE_PER_SECOND", str(MESSAGES_PER_SECOND_DEFAULT)),
-    "max_retries": ("WPP_MAX_RETRIES", "5"),
+    "max_retries": ("WPP_MAX_RETRIES", "8"),
     "http_timeout": ("WPP_HTTP_TIMEOUT", "10"),
     "list_button_label": ("WPP_LIST_BUTTON_LABEL", "Ver opções"),
     "more_label": ("WPP_MORE_LABEL", "Mais opções"),
@@ -115,7 +115,7 @@ class WhatsAppSettings:
     mark_read: bool = True
     typing_indicator: bool = True
     send_rate_per_second: float = float(MESSAGES_PER_SECOND_DEFAULT)
-    max_retries: int = 5
+    max_retries: int = 8
     http_timeout: float = 10.0
     list_button_label: str = "Ver opções"
     more_label: str = "Mais opções"

@@ -57,7 +57,7 @@ class Sender:
         self,
         provider: Provider,
         rate_per_second: float = 80.0,
-        max_retries: int = 5,
+        max_retries: int = 8,
         reengagement_template: str = "",
         reengagement_language: str = "pt_BR",
         metrics: Metrics | None = None,
