@@ -6,8 +6,10 @@ Ctrl-C (or SIGTERM) stops them all, children included; if one of them dies, the 
 are stopped too, so nothing is left running.
 
 Configuration comes from the environment and, when present, ``.env`` (same format as
-``variables.env.example``). Without real WhatsApp credentials the channel is pointed at
-the simulator with development secrets generated once into ``.run/dev-secrets.env``.
+``variables.env.example``). With ``REDIS_URL`` set, Rasa's tracker and lock stores are
+put on that Redis as well (``.run/endpoints.yml``), as in production. Without real
+WhatsApp credentials the channel is pointed at the simulator with development secrets
+generated once into ``.run/dev-secrets.env``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from scripts.endpoints import write_redis_endpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -185,6 +189,12 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
         where = f"Open the WhatsApp simulator: http://localhost:{simulator_port}"
     serpro = env.get("WPP_PROVIDER") == "serpro"
     credentials = "credentials.serpro.yml" if serpro else "credentials.yml"
+    endpoints = env.get("RASA_ENDPOINTS", "endpoints.yml")
+    if env.get("REDIS_URL") and "RASA_ENDPOINTS" not in env:
+        # Several processes on one Redis: Rasa's lock and tracker stores go there too.
+        action_url = f"http://localhost:{action_port}/webhook"
+        written = write_redis_endpoints(RUN_DIR / "endpoints.yml", env["REDIS_URL"], action_url)
+        endpoints = str(written)
     services.append(
         Service(
             "rasa",
@@ -198,7 +208,7 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
                 "--credentials",
                 credentials,
                 "--endpoints",
-                env.get("RASA_ENDPOINTS", "endpoints.yml"),
+                endpoints,
             ],
             f"http://localhost:{rasa_port}/",
             env,

@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -62,6 +63,15 @@ class FakeAgent:
     messages: list[UserMessage] = field(default_factory=list)
     active: dict[str, int] = field(default_factory=dict)
     overlaps: int = 0
+    also_say: list[str] = field(default_factory=list)  # responses after the echo
+    answered: set[str] = field(default_factory=set)  # message ids its "tracker store" holds
+
+    @property
+    def tracker_store(self) -> FakeAgent:
+        return self
+
+    async def retrieve(self, sender_id: str) -> Any:
+        return SimpleNamespace(events=[SimpleNamespace(message_id=m) for m in self.answered])
 
     async def handle_message(self, message: UserMessage) -> None:
         sender = message.sender_id or ""
@@ -75,6 +85,10 @@ class FakeAgent:
                 await asyncio.sleep(self.delay)
             self.messages.append(message)
             await message.output_channel.send_response(sender, {"text": f"eco: {message.text}"})
+            for text in self.also_say:
+                await message.output_channel.send_response(sender, {"text": text})
+            if message.message_id:
+                self.answered.add(message.message_id)
         finally:
             self.active[sender] -= 1
 

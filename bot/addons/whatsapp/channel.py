@@ -29,7 +29,7 @@ from sanic.response import HTTPResponse
 
 from bot.addons.whatsapp import limits
 from bot.addons.whatsapp.config import WhatsAppSettings
-from bot.addons.whatsapp.dedup import DedupStore, create_dedup_store
+from bot.addons.whatsapp.dedup import DedupStore, Orphan, create_dedup_store, message_record
 from bot.addons.whatsapp.dispatcher import Dispatcher
 from bot.addons.whatsapp.events import InboundMessage, StatusState, StatusUpdate, WebhookError
 from bot.addons.whatsapp.inbound import reply_id, user_text, whatsapp_metadata
@@ -37,7 +37,7 @@ from bot.addons.whatsapp.logsafe import MASK_FILTER, install_log_masking, mask_p
 from bot.addons.whatsapp.messages import Text
 from bot.addons.whatsapp.metrics import Metrics
 from bot.addons.whatsapp.outbound import ConversionOptions
-from bot.addons.whatsapp.output import WhatsAppOutput
+from bot.addons.whatsapp.output import TurnProgress, WhatsAppOutput
 from bot.addons.whatsapp.parsing import PayloadError, cloud_values, parse_values, serpro_values
 from bot.addons.whatsapp.payloads import PayloadStore, create_payload_store
 from bot.addons.whatsapp.providers import create_provider
@@ -59,6 +59,8 @@ class Queued:
 
     message: InboundMessage
     received_at: float
+    adopted: bool = False  # taken over from a process that died before finishing it
+    already_sent: int = 0  # replies that process had delivered
 
 
 def _reject(status: int, reason: str, metrics: Metrics, detail: str = "") -> HTTPResponse:
@@ -85,7 +87,10 @@ class WhatsAppInput(InputChannel):
         self.provider = provider or create_provider(settings)
         self.sender = Sender.from_settings(self.provider, settings, self.metrics)
         self.dedup = dedup or create_dedup_store(
-            settings.redis_url, settings.dedup_ttl_seconds, settings.dedup_max_entries
+            settings.redis_url,
+            settings.dedup_ttl_seconds,
+            settings.dedup_max_entries,
+            settings.lease_seconds,
         )
         self.payloads = payloads or create_payload_store(settings.redis_url)
         self.options = ConversionOptions(
@@ -93,6 +98,9 @@ class WhatsAppInput(InputChannel):
         )
         self.dispatcher: Dispatcher[Queued] | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._lease_task: asyncio.Task[None] | None = None
+        self._adopted: list[Orphan] = []
+        self._app: Any = None  # the Sanic app: its agent's tracker store tells finished turns
         self._started = False
 
     @classmethod
@@ -103,8 +111,8 @@ class WhatsAppInput(InputChannel):
     def from_credentials(cls, credentials: dict[str, Any] | None) -> WhatsAppInput:
         return cls(WhatsAppSettings.from_credentials(credentials))
 
-    def get_output_channel(self) -> WhatsAppOutput:
-        return WhatsAppOutput(self.sender, self.payloads, self.options)
+    def get_output_channel(self, progress: TurnProgress | None = None) -> WhatsAppOutput:
+        return WhatsAppOutput(self.sender, self.payloads, self.options, progress)
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -113,6 +121,11 @@ class WhatsAppInput(InputChannel):
         if not self._started:
             install_log_masking()
             await self.sender.start()
+            if self.dedup.journaled:
+                try:  # hold the lease before the first claim
+                    await self.dedup.keep_alive(adopt=False)
+                except Exception as exc:
+                    logger.warning("Could not take a lease on Redis: %s", exc)
             self._started = True
             logger.info(
                 "WhatsApp channel ready: provider=%s phone_number_id=%s",
@@ -130,6 +143,14 @@ class WhatsAppInput(InputChannel):
 
     async def stop(self) -> None:
         """Close connections (after the server stopped)."""
+        if self._lease_task is not None:
+            self._lease_task.cancel()
+            await asyncio.gather(self._lease_task, return_exceptions=True)
+            self._lease_task = None
+            try:
+                await self.dedup.retire()
+            except Exception as exc:
+                logger.warning("Could not give up the lease: %s", exc)
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         await self.sender.close()
@@ -144,13 +165,20 @@ class WhatsAppInput(InputChannel):
     ) -> Callable[[Queued], Awaitable[None]]:
         async def handle(item: Queued) -> None:
             message = item.message
-            if self.settings.mark_read:
+            MASK_FILTER.remember(message.wa_id)
+            if item.adopted and await self._turn_recorded(message):
+                logger.info("Adopted message %s was already answered", message.wamid)
+                await self._finish(message.wamid)
+                return
+            if self.settings.mark_read and not item.adopted:
                 self._in_background(self._mark_read(message.wamid))
             text = user_text(message, self.settings.intents)
             if reply_id(message) is not None:
                 text = await self.payloads.resolve(text)
-            output = self.get_output_channel()
-            MASK_FILTER.remember(message.wa_id)
+            progress = None
+            if self.dedup.journaled:
+                progress = TurnProgress(self._sent_counter(message.wamid), item.already_sent)
+            output = self.get_output_channel(progress)
             try:
                 await on_new_message(
                     UserMessage(
@@ -169,9 +197,65 @@ class WhatsAppInput(InputChannel):
             finally:
                 if output.responses == 0:
                     await self._break_silence(message)
+                await self._finish(message.wamid)
                 self.metrics.observe_latency(time.monotonic() - item.received_at)
 
         return handle
+
+    # --- the journal: what a killed process acknowledged is finished by another ----
+
+    def _sent_counter(self, wamid: str) -> Callable[[], Awaitable[None]]:
+        async def record_sent() -> None:
+            try:
+                await self.dedup.count_sent(wamid)
+            except Exception as exc:
+                logger.warning("Could not count a reply to %s: %s", wamid, exc)
+
+        return record_sent
+
+    async def _finish(self, wamid: str) -> None:
+        try:
+            await self.dedup.finish(wamid)
+        except Exception as exc:
+            logger.warning("Could not close the journal entry of %s: %s", wamid, exc)
+
+    async def _turn_recorded(self, message: InboundMessage) -> bool:
+        """Whether Rasa's tracker already holds this message (its turn was completed)."""
+        agent = getattr(getattr(self._app, "ctx", None), "agent", None)
+        tracker_store = getattr(agent, "tracker_store", None)
+        if tracker_store is None:
+            return False
+        try:
+            tracker = await tracker_store.retrieve(message.wa_id)
+        except Exception as exc:
+            logger.warning("Could not read the tracker for %s: %s", message.wamid, exc)
+            return False
+        events = tracker.events if tracker is not None else []
+        return any(getattr(event, "message_id", None) == message.wamid for event in events)
+
+    async def _keep_lease(self) -> None:
+        try:
+            orphans = await self.dedup.keep_alive(adopt=True)
+        except Exception as exc:
+            logger.warning("Could not renew the lease on Redis: %s", exc)
+            return
+        if orphans:
+            logger.warning(
+                "Taking over %d message(s) acknowledged by a process that stopped", len(orphans)
+            )
+            self.metrics.messages_adopted += len(orphans)
+            self._adopted.extend(orphans)
+        if self._adopted and self.dispatcher is not None:
+            now = time.monotonic()
+            while self._adopted and self.dispatcher.submit(
+                [Queued(self._adopted[0].message, now, True, self._adopted[0].already_sent)]
+            ):
+                self._adopted.pop(0)
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await self._keep_lease()
+            await asyncio.sleep(self.settings.lease_seconds / 3)
 
     async def _break_silence(self, message: InboundMessage) -> None:
         """A turn that produced no response (the action server down, an error in a
@@ -239,7 +323,7 @@ class WhatsAppInput(InputChannel):
         fresh: list[InboundMessage] = []
         try:
             for message in messages:
-                if await self.dedup.claim(message.wamid):
+                if await self.dedup.claim(message.wamid, self._record_of(message)):
                     fresh.append(message)
                 else:
                     self.metrics.duplicates_dropped += 1
@@ -252,6 +336,9 @@ class WhatsAppInput(InputChannel):
             await self._release(fresh)
             return _reject(503, "queue_full", self.metrics, f"{self.dispatcher.depth} queued")
         return None
+
+    def _record_of(self, message: InboundMessage) -> str:
+        return message_record(message) if self.dedup.journaled else ""
 
     async def _release(self, messages: list[InboundMessage]) -> None:
         for message in messages:
@@ -290,6 +377,13 @@ class WhatsAppInput(InputChannel):
         @bp.listener("before_server_start")
         async def _start(app: Any, loop: Any) -> None:
             await self.start()
+
+        @bp.listener("after_server_start")
+        async def _take_over(app: Any, loop: Any) -> None:
+            # Only now is Rasa's agent loaded: adopted turns can run.
+            self._app = app
+            if self.dedup.journaled and self._lease_task is None:
+                self._lease_task = asyncio.ensure_future(self._lease_loop())
 
         @bp.listener("before_server_stop")
         async def _drain(app: Any, loop: Any) -> None:

@@ -52,6 +52,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "queue_size": ("WPP_QUEUE_SIZE", "1000"),
     "dedup_ttl_seconds": ("WPP_DEDUP_TTL_SECONDS", "86400"),
     "dedup_max_entries": ("WPP_DEDUP_MAX_ENTRIES", "100000"),
+    "lease_seconds": ("WPP_LEASE_SECONDS", "15"),
     "mark_read": ("WPP_MARK_READ", "true"),
     "typing_indicator": ("WPP_TYPING_INDICATOR", "true"),
     "send_rate_per_second": ("WPP_SEND_RATE_PER_SECOND", str(MESSAGES_PER_SECOND_DEFAULT)),
@@ -112,6 +113,7 @@ class WhatsAppSettings:
     queue_size: int = 1000
     dedup_ttl_seconds: float = 86400.0
     dedup_max_entries: int = 100_000
+    lease_seconds: float = 15.0
     mark_read: bool = True
     typing_indicator: bool = True
     send_rate_per_second: float = float(MESSAGES_PER_SECOND_DEFAULT)
@@ -204,6 +206,7 @@ class WhatsAppSettings:
             queue_size=number("queue_size", int, 1),
             dedup_ttl_seconds=number("dedup_ttl_seconds", float, 1),
             dedup_max_entries=number("dedup_max_entries", int, 100),
+            lease_seconds=number("lease_seconds", float, 1),
             mark_read=flag("mark_read"),
             typing_indicator=flag("typing_indicator"),
             send_rate_per_second=number("send_rate_per_second", float, 0.1),

@@ -22,6 +22,7 @@ class Metrics:
     messages_handled: int = 0
     handling_errors: int = 0
     silent_turns: int = 0
+    messages_adopted: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
     rejected_requests: Counter[str] = field(default_factory=Counter)
@@ -60,6 +61,12 @@ class Metrics:
         lines.append(f"whatsapp_handling_errors_total {self.handling_errors}")
         family("whatsapp_silent_turns_total", "counter", "Turns with no bot response.")
         lines.append(f"whatsapp_silent_turns_total {self.silent_turns}")
+        family(
+            "whatsapp_messages_adopted_total",
+            "counter",
+            "Acknowledged messages taken over from a process that stopped.",
+        )
+        lines.append(f"whatsapp_messages_adopted_total {self.messages_adopted}")
         family("whatsapp_statuses_total", "counter", "Delivery statuses received by state.")
         for state, count in sorted(self.statuses.items()):
             lines.append(f'whatsapp_statuses_total{{status="{state}"}} {count}')

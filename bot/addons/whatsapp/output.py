@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rasa.core.channels.channel import OutputChannel
@@ -15,6 +17,15 @@ from bot.addons.whatsapp.sender import Sender
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class TurnProgress:
+    """Counts the WhatsApp messages delivered for one turn, so that a turn run again by
+    another process (after this one was killed) skips what the user already received."""
+
+    record_sent: Callable[[], Awaitable[None]]
+    skip: int = 0  # messages of this turn delivered before
+
+
 class WhatsAppOutput(OutputChannel):
     """Sends the bot's responses to one WhatsApp user.
 
@@ -23,10 +34,17 @@ class WhatsAppOutput(OutputChannel):
     pieces come out as the right WhatsApp messages (e.g. text + image ▸ a captioned image).
     """
 
-    def __init__(self, sender: Sender, payloads: PayloadStore, options: ConversionOptions) -> None:
+    def __init__(
+        self,
+        sender: Sender,
+        payloads: PayloadStore,
+        options: ConversionOptions,
+        progress: TurnProgress | None = None,
+    ) -> None:
         self.sender = sender
         self.payloads = payloads
         self.options = options
+        self.progress = progress
         self.responses = 0  # responses Rasa handed over during this turn
 
     @classmethod
@@ -45,8 +63,16 @@ class WhatsAppOutput(OutputChannel):
             )
         if conversion.payload_keys:
             await self.payloads.remember(conversion.payload_keys)
-        if conversion.messages:
-            await self.sender.send_all(recipient_id, conversion.messages)
+        if self.progress is None:
+            if conversion.messages:
+                await self.sender.send_all(recipient_id, conversion.messages)
+            return
+        for body in conversion.messages:
+            if self.progress.skip > 0:
+                self.progress.skip -= 1
+                continue
+            await self.sender.send_all(recipient_id, [body])
+            await self.progress.record_sent()
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         await self.send_response(recipient_id, {"text": text})

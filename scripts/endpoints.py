@@ -1,0 +1,54 @@
+"""Rasa endpoints for several ``rasa run`` processes sharing one Redis (``REDIS_URL``).
+
+Rasa's own ``RedisLockStore`` keeps each conversation's turns one at a time and in ticket
+order across processes, and its Redis tracker store lets any process continue any
+conversation. Both take host, port, db and password rather than a URL, so ``REDIS_URL``
+(``redis://[:password@]host[:port][/db]``) is spelled out here. Tracker and lock live in the
+URL's database; the channel's own keys start with ``wa:``.
+
+``python -m scripts.endpoints OUT.yml`` writes the file from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import yaml
+
+
+def redis_endpoints(redis_url: str, action_url: str | None) -> dict[str, object]:
+    """The endpoints.yml content (as a dict) for a Redis tracker and lock store."""
+    parts = urlsplit(redis_url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError("REDIS_URL must look like redis://[:password@]host[:port][/db]")
+    db = int(parts.path.lstrip("/") or 0)
+    common: dict[str, object] = {"url": parts.hostname, "port": parts.port or 6379, "db": db}
+    if parts.password:
+        common["password"] = unquote(parts.password)
+    if parts.username:
+        common["username"] = unquote(parts.username)
+    if parts.scheme == "rediss":
+        common["use_ssl"] = True
+    endpoints: dict[str, object] = {
+        "tracker_store": {"type": "redis", **common, "key_prefix": "tracker"},
+        "lock_store": {"type": "redis", **common, "key_prefix": "rasa"},
+    }
+    if action_url:
+        endpoints["action_endpoint"] = {"url": action_url}
+    return endpoints
+
+
+def write_redis_endpoints(path: Path, redis_url: str, action_url: str | None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(redis_endpoints(redis_url, action_url), sort_keys=False)
+    path.write_text("# Written from REDIS_URL by scripts/endpoints.py\n" + text, encoding="utf-8")
+    path.chmod(0o600)  # it may hold the Redis password
+    return path
+
+
+if __name__ == "__main__":
+    action = os.environ.get("ACTION_ENDPOINT_URL", "http://localhost:5055/webhook")
+    write_redis_endpoints(Path(sys.argv[1]), os.environ["REDIS_URL"], action)

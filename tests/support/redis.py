@@ -1,0 +1,53 @@
+"""A real ``redis-server`` for tests, on its own port, that can be stopped and restarted."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from tests.support.stack import LOG_DIR, free_port, wait_for_tcp
+
+REDIS = shutil.which("redis-server")
+
+
+@dataclass
+class RedisServer:
+    """``redis-server`` without persistence on loopback; ``restart`` keeps the port."""
+
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        assert REDIS, "redis-server is required (apt-get install redis-server; .ci/run does)"
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        argv = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        argv += ["--appendonly", "no", "--logfile", str(LOG_DIR / f"redis-{self.port}.log")]
+        self.proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_tcp("127.0.0.1", self.port, 10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+@contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

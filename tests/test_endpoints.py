@@ -1,0 +1,66 @@
+"""REDIS_URL ▸ Rasa's Redis lock and tracker stores (make run and the scale-out tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rasa.core.lock_store import LockStore, RedisLockStore
+from rasa.core.tracker_store import RedisTrackerStore, TrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.utils.endpoints import read_endpoint_config
+
+from scripts import devstack
+from scripts.endpoints import redis_endpoints, write_redis_endpoints
+from tests.support.redis import redis_server
+
+
+def test_a_redis_url_is_spelled_out_for_rasa() -> None:
+    endpoints = redis_endpoints("redis://:s3cret@cache.internal:6380/2", "http://a:5055/webhook")
+    assert endpoints["lock_store"] == {
+        "type": "redis",
+        "url": "cache.internal",
+        "port": 6380,
+        "db": 2,
+        "password": "s3cret",
+        "key_prefix": "rasa",
+    }
+    assert endpoints["tracker_store"] == {**endpoints["lock_store"], "key_prefix": "tracker"}  # type: ignore[dict-item]
+    assert endpoints["action_endpoint"] == {"url": "http://a:5055/webhook"}
+    assert redis_endpoints("redis://localhost", None)["lock_store"]["port"] == 6379  # type: ignore[index]
+
+
+@pytest.mark.parametrize("url", ["localhost:6379", "http://localhost", "redis://"])
+def test_a_malformed_redis_url_is_refused_with_its_expected_shape(url: str) -> None:
+    with pytest.raises(ValueError, match=r"redis://\[:password@\]host"):
+        redis_endpoints(url, None)
+
+
+def test_rasa_builds_its_redis_stores_from_the_file_and_locks_on_redis(tmp_path: Path) -> None:
+    with redis_server() as redis:
+        path = write_redis_endpoints(tmp_path / "endpoints.yml", redis.url, None)
+        lock_store = LockStore.create(read_endpoint_config(str(path), "lock_store"))
+        tracker_store = TrackerStore.create(
+            read_endpoint_config(str(path), "tracker_store"), Domain.empty()
+        )
+        assert isinstance(lock_store, RedisLockStore)
+        assert isinstance(tracker_store, RedisTrackerStore)
+        ticket = lock_store.issue_ticket("5561999990000")
+        assert lock_store.red.exists("rasa:lock:5561999990000") == 1
+        lock_store.cleanup("5561999990000", ticket)
+        assert lock_store.red.exists("rasa:lock:5561999990000") == 0
+
+
+def test_make_run_puts_rasa_on_redis_when_redis_url_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(devstack, "RUN_DIR", tmp_path)
+    services, _ = devstack.build_services({"REDIS_URL": "redis://localhost:6379/0"})
+    rasa = next(s for s in services if s.name == "rasa")
+    endpoints = Path(rasa.argv[rasa.argv.index("--endpoints") + 1])
+    assert endpoints == tmp_path / "endpoints.yml"
+    assert read_endpoint_config(str(endpoints), "lock_store").type == "redis"  # type: ignore[union-attr]
+
+    services, _ = devstack.build_services({})
+    rasa = next(s for s in services if s.name == "rasa")
+    assert rasa.argv[rasa.argv.index("--endpoints") + 1] == "endpoints.yml"
