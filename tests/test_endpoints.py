@@ -25,7 +25,7 @@ def test_a_redis_url_is_spelled_out_for_rasa() -> None:
         "password": "s3cret",
         "key_prefix": "rasa",
     }
-    assert endpoints["tracker_store"] == {**endpoints["lock_store"], "key_prefix": "tracker"}  # type: ignore[dict-item]
+    assert endpoints["tracker_store"] == {**endpoints["lock_store"], "key_prefix": "tracker"}
     assert endpoints["action_endpoint"] == {"url": "http://a:5055/webhook"}
     assert redis_endpoints("redis://localhost", None)["lock_store"]["port"] == 6379  # type: ignore[index]
 
@@ -59,7 +59,7 @@ def test_make_run_puts_rasa_on_redis_when_redis_url_is_set(
     rasa = next(s for s in services if s.name == "rasa")
     endpoints = Path(rasa.argv[rasa.argv.index("--endpoints") + 1])
     assert endpoints == tmp_path / "endpoints.yml"
-    assert read_endpoint_config(str(endpoints), "lock_store").type == "redis"  # type: ignore[union-attr]
+    assert read_endpoint_config(str(endpoints), "lock_store").type == "redis"
 
     services, _ = devstack.build_services({})
     rasa = next(s for s in services if s.name == "rasa")
