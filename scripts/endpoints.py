@@ -1,6 +1,6 @@
 """Rasa endpoints for several ``rasa run`` processes sharing one Redis (``REDIS_URL``).
 
-Rasa's own ``RedisLockStore`` keeps each conversation's turns one at a time and in ticket
+Rasa's own ``RedisLockStore`` (made atomic by ``bot.addons.lock_store``) keeps each conversation's turns one at a time and in ticket
 order across processes, and its Redis tracker store lets any process continue any
 conversation. Both take host, port, db and password rather than a URL, so ``REDIS_URL``
 (``redis://[:password@]host[:port][/db]``) is spelled out here. Tracker and lock live in the
@@ -18,6 +18,9 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
+# Rasa's RedisLockStore, with atomic ticket changes (see bot/addons/lock_store.py).
+LOCK_STORE = "bot.addons.lock_store.AtomicRedisLockStore"
+
 
 def redis_endpoints(redis_url: str, action_url: str | None) -> dict[str, object]:
     """The endpoints.yml content (as a dict) for a Redis tracker and lock store."""
@@ -34,7 +37,7 @@ def redis_endpoints(redis_url: str, action_url: str | None) -> dict[str, object]
         common["use_ssl"] = True
     endpoints: dict[str, object] = {
         "tracker_store": {"type": "redis", **common, "key_prefix": "tracker"},
-        "lock_store": {"type": "redis", **common, "key_prefix": "rasa"},
+        "lock_store": {"type": LOCK_STORE, **common, "key_prefix": "rasa"},
     }
     if action_url:
         endpoints["action_endpoint"] = {"url": action_url}

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rasa.shared.utils.common
 import tomli
 import yaml
+from rasa.core.lock_store import RedisLockStore
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR_REF = re.compile(r"\$\{([A-Z0-9_]+)(:?-[^}]*)?\}")
@@ -100,10 +102,12 @@ def test_credentials_variables_are_documented(name: str) -> None:
 
 def test_rasa_uses_redis_lock_and_tracker_stores() -> None:
     endpoints = load_yaml("deploy/endpoints.docker.yml")
-    assert endpoints["lock_store"]["type"] == "redis"
+    lock_store = rasa.shared.utils.common.class_from_module_path(endpoints["lock_store"]["type"])
+    assert issubclass(lock_store, RedisLockStore)  # Rasa's own, with atomic ticket changes
     assert endpoints["tracker_store"]["type"] == "redis"
     assert endpoints["lock_store"]["url"] == "redis"
     assert endpoints["action_endpoint"]["url"] == "http://action-server:5055/webhook"
     mounted = SERVICES["rasa"]["volumes"]
     assert "./deploy/endpoints.docker.yml:/app/endpoints.yml:ro" in mounted
+    assert any(v.startswith("./bot:") for v in mounted)  # where the lock store class lives
     assert int(SERVICES["rasa"]["environment"]["TICKET_LOCK_LIFETIME"]) >= 30

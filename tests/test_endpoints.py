@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rasa.core.lock_store import LockStore, RedisLockStore
+from rasa.core.lock_store import LockStore
 from rasa.core.tracker_store import RedisTrackerStore, TrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.utils.endpoints import read_endpoint_config
 
+from bot.addons.lock_store import AtomicRedisLockStore
 from scripts import devstack
 from scripts.endpoints import redis_endpoints, write_redis_endpoints
 from tests.support.redis import redis_server
@@ -18,14 +19,18 @@ from tests.support.redis import redis_server
 def test_a_redis_url_is_spelled_out_for_rasa() -> None:
     endpoints = redis_endpoints("redis://:s3cret@cache.internal:6380/2", "http://a:5055/webhook")
     assert endpoints["lock_store"] == {
-        "type": "redis",
+        "type": "bot.addons.lock_store.AtomicRedisLockStore",
         "url": "cache.internal",
         "port": 6380,
         "db": 2,
         "password": "s3cret",
         "key_prefix": "rasa",
     }
-    assert endpoints["tracker_store"] == {**endpoints["lock_store"], "key_prefix": "tracker"}
+    assert endpoints["tracker_store"] == {
+        **endpoints["lock_store"],  # type: ignore[dict-item]
+        "type": "redis",
+        "key_prefix": "tracker",
+    }
     assert endpoints["action_endpoint"] == {"url": "http://a:5055/webhook"}
     assert redis_endpoints("redis://localhost", None)["lock_store"]["port"] == 6379  # type: ignore[index]
 
@@ -43,7 +48,7 @@ def test_rasa_builds_its_redis_stores_from_the_file_and_locks_on_redis(tmp_path:
         tracker_store = TrackerStore.create(
             read_endpoint_config(str(path), "tracker_store"), Domain.empty()
         )
-        assert isinstance(lock_store, RedisLockStore)
+        assert isinstance(lock_store, AtomicRedisLockStore)
         assert isinstance(tracker_store, RedisTrackerStore)
         ticket = lock_store.issue_ticket("5561999990000")
         assert lock_store.red.exists("rasa:lock:5561999990000") == 1
@@ -59,7 +64,7 @@ def test_make_run_puts_rasa_on_redis_when_redis_url_is_set(
     rasa = next(s for s in services if s.name == "rasa")
     endpoints = Path(rasa.argv[rasa.argv.index("--endpoints") + 1])
     assert endpoints == tmp_path / "endpoints.yml"
-    assert read_endpoint_config(str(endpoints), "lock_store").type == "redis"
+    assert read_endpoint_config(str(endpoints), "lock_store").type.endswith("AtomicRedisLockStore")
 
     services, _ = devstack.build_services({})
     rasa = next(s for s in services if s.name == "rasa")

@@ -48,3 +48,22 @@ def test_numbers_the_channel_has_seen_are_masked_in_anyones_log_lines() -> None:
         "media 100000000000101 for +55*********22, wamid.HBgM123",
     ]
     assert not leaks(records)
+
+
+def test_rasa_false_alarm_about_entity_payloads_is_dropped_but_real_missing_slots_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from rasa.core.nlg.interpolator import interpolate_text
+    from rasa.utils.log_utils import configure_structlog
+
+    from bot.addons.whatsapp.logsafe import install_log_masking
+
+    configure_structlog(logging.INFO)  # as `rasa run` does
+    install_log_masking()
+    with caplog.at_level(logging.INFO, logger="rasa.core.nlg.interpolator"):
+        payload = '/choose_service{"service":"iptu"}'
+        assert interpolate_text(payload, {"service": None}) == payload
+        assert caplog.records == []
+        assert interpolate_text("Olá {nome}", {}) == "Olá {nome}"
+    assert [r.levelname for r in caplog.records] == ["ERROR"]
+    assert '"placeholder_key": "nome"' in caplog.records[0].getMessage()

@@ -162,8 +162,10 @@ def start_rasa(
     model: Path = MODEL,
     name: str = "rasa",
     timeout: float = 240.0,
+    wait: bool = True,
 ) -> Proc:
-    """``rasa run`` with the trained model, ready when its HTTP API answers ``/``."""
+    """``rasa run`` with the trained model, ready when its HTTP API answers ``/``
+    (``wait=False`` returns at once: start several, then ``wait_ready`` each)."""
     argv = [
         str(VENV_BIN / "rasa"),
         "run",
@@ -182,10 +184,20 @@ def start_rasa(
         name,
         argv,
         env=env,
-        ready_url=f"http://127.0.0.1:{port}/",
+        ready_url=f"http://127.0.0.1:{port}/" if wait else None,
         port=port,
         timeout=timeout,
     )
+
+
+def wait_ready(proc: Proc, timeout: float = 240.0) -> Proc:
+    """Wait until a process started with ``wait=False`` answers on ``/``."""
+    try:
+        wait_for_http(proc.url + "/", timeout, proc.popen)
+    except BaseException:
+        proc.stop()
+        raise RuntimeError(f"{proc.name} did not start:\n{proc.log_text()[-3000:]}") from None
+    return proc
 
 
 def start_action_server(port: int, env: Mapping[str, str] | None = None) -> Proc:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.addons.whatsapp.events import InboundMessage, MessageType
+from bot.addons.whatsapp.redis_client import redis_client
 
 
 @dataclass(frozen=True)
@@ -152,10 +153,15 @@ class MemoryDedupStore:
             del self._expiry[key]
 
 
-# Claim and journal in one step: a message is never claimed without being journaled.
+# Claim and journal in one step: a message is never claimed without being journaled. The
+# claim renews the lease too, so a journal written just after a Redis restart is never
+# mistaken for a dead process's.
 _CLAIM = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
-  if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], ARGV[4], ARGV[3]) end
+  if ARGV[3] ~= '' then
+    redis.call('HSET', KEYS[2], ARGV[4], ARGV[3])
+    redis.call('SET', KEYS[3], '1', 'EX', ARGV[5])
+  end
   return 1
 end
 return 0
@@ -192,22 +198,20 @@ class RedisDedupStore:
         lease_seconds: float = 15.0,
         owner: str | None = None,
     ) -> None:
-        from redis import asyncio as aioredis
-
-        self._redis: Any = aioredis.from_url(
-            url, socket_timeout=2, socket_connect_timeout=2, retry_on_timeout=False
-        )
+        self._redis: Any = redis_client(url)
         self._ttl = max(1, int(ttl_seconds))
         self._prefix = prefix
         self._lease = max(1, int(lease_seconds))
         self.owner = owner or uuid.uuid4().hex
         self._journal = f"{prefix}journal:{self.owner}"
+        self._alive = f"{prefix}alive:{self.owner}"
         self._claim = self._redis.register_script(_CLAIM)
         self._adopt = self._redis.register_script(_ADOPT)
 
     async def claim(self, key: str, record: str = "") -> bool:
-        keys = [self._prefix + "dedup:" + key, self._journal]
-        return bool(await self._claim(keys=keys, args=[self.owner, self._ttl, record, key]))
+        keys = [self._prefix + "dedup:" + key, self._journal, self._alive]
+        args = [self.owner, self._ttl, record, key, self._lease]
+        return bool(await self._claim(keys=keys, args=args))
 
     async def release(self, key: str) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -228,7 +232,7 @@ class RedisDedupStore:
             await pipe.execute()
 
     async def keep_alive(self, adopt: bool = True) -> list[Orphan]:
-        await self._redis.set(self._prefix + "alive:" + self.owner, b"1", ex=self._lease)
+        await self._redis.set(self._alive, b"1", ex=self._lease)
         orphans: list[Orphan] = []
         if not adopt:
             return orphans
@@ -248,7 +252,7 @@ class RedisDedupStore:
         return orphans
 
     async def retire(self) -> None:
-        await self._redis.delete(self._prefix + "alive:" + self.owner)
+        await self._redis.delete(self._alive)
 
     async def close(self) -> None:
         await self._redis.close()

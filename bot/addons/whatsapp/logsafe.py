@@ -76,8 +76,32 @@ class MaskKnownNumbers(logging.Filter):
 MASK_FILTER = MaskKnownNumbers()
 
 
+class EntityPayloadNoise(logging.Filter):
+    """Drops Rasa's false alarm about button payloads that carry entities.
+
+    Rasa reads every ``{...}`` in a response, button payloads included, as a slot to fill,
+    so the standard payload ``/choose_service{"service":"iptu"}`` logs an ERROR
+    ("The specified slot name does not exist") on every turn that shows the button, while
+    the payload is sent unchanged and works. Only records about a placeholder that starts
+    with a quote (JSON, never a slot name) are dropped; a real missing slot still logs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        return '"placeholder_key": "\\"' not in message
+
+
+ENTITY_PAYLOAD_NOISE = EntityPayloadNoise()
+
+
 def install_log_masking() -> None:
     """Put :data:`MASK_FILTER` on every handler of the root logger (idempotent)."""
     for handler in logging.getLogger().handlers:
         if MASK_FILTER not in handler.filters:
             handler.addFilter(MASK_FILTER)
+    interpolator = logging.getLogger("rasa.core.nlg.interpolator")
+    if ENTITY_PAYLOAD_NOISE not in interpolator.filters:
+        interpolator.addFilter(ENTITY_PAYLOAD_NOISE)

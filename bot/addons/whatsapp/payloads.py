@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.addons.whatsapp.outbound import SHORT_KEY_PREFIX
+from bot.addons.whatsapp.redis_client import redis_client
 
 # A list can be tapped long after it was sent; keep keys for 30 days.
 DEFAULT_TTL = 30 * 24 * 3600.0
@@ -61,9 +62,7 @@ class RedisPayloadStore(PayloadStore):
         self, url: str, ttl_seconds: float = DEFAULT_TTL, prefix: str = "wa:payload:"
     ) -> None:
         super().__init__(ttl_seconds)
-        from redis import asyncio as aioredis
-
-        self._redis: Any = aioredis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._redis: Any = redis_client(url)
         self._prefix = prefix
 
     async def remember(self, mapping: Mapping[str, str]) -> None:

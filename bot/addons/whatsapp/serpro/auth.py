@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from bot.addons.whatsapp.errors import WhatsAppApiError
+from bot.addons.whatsapp.redis_client import redis_client
 
 logger = logging.getLogger(__name__)
 # Refresh this long before the token expires, so a request never carries a dying token.
@@ -49,9 +50,7 @@ class RedisTokenCache:
     """The token on Redis with its TTL, so every process shares one token."""
 
     def __init__(self, url: str, key: str = "wa:serpro:token") -> None:
-        from redis import asyncio as aioredis
-
-        self._redis: Any = aioredis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        self._redis: Any = redis_client(url)
         self._key = key
 
     async def get(self) -> str | None:

@@ -1,0 +1,231 @@
+"""Two real `rasa run` processes on a real redis-server behind a round-robin proxy.
+
+Rasa's RedisLockStore and Redis tracker store (written from REDIS_URL by
+scripts/endpoints.py) and the channel's Redis dedup store and journal are what is tested:
+one conversation spread over both processes, the same webhook to both at once, Redis
+restarting, and one process SIGKILLed in the middle of a burst. The kill test runs last
+in this module (it leaves one process).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.addons.whatsapp.security import sign
+from scripts.endpoints import write_redis_endpoints
+from tests.e2e.conftest import E2E_SECRETS
+from tests.e2e.test_cloud_e2e import text_webhook
+from tests.fakes.graph import FakeGraph, running_graph
+from tests.support.proxy import RoundRobinProxy, running_proxy
+from tests.support.redis import RedisServer, redis_server
+from tests.support.stack import ROOT, Proc, free_port, start_rasa, wait_ready
+from tests.support.threaded import InThread
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+RESPONSES = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))["responses"]
+# What each message gets back: the greeting list, the bot challenge, the goodbye.
+CONVERSATION = [("oi", "list"), ("você é um robô?", "utter_iamabot"), ("tchau", "utter_goodbye")]
+
+
+@dataclass
+class Cluster:
+    redis: RedisServer
+    graph: FakeGraph
+    proxy: RoundRobinProxy
+    rasas: list[Proc]
+
+
+def deliver(url: str, payload: Any, timeout: float = 10) -> tuple[int, Any]:
+    """One signed delivery, as Meta makes it: (status, JSON body); status 0 if no answer."""
+    body = json.dumps(payload).encode()
+    request = urllib.request.Request(
+        f"{url}/webhooks/whatsapp/webhook",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": sign(E2E_SECRETS["WPP_APP_SECRET"], body),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return int(answer.status), _json_or_text(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, _json_or_text(error.read())
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, None
+
+
+def _json_or_text(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")  # e.g. the proxy's 502
+
+
+def deliver_until_accepted(url: str, payload: Any, timeout: float = 60) -> int:
+    """Meta redelivers what is not answered 200; returns how many attempts it took."""
+    deadline = time.monotonic() + timeout
+    attempts = 0
+    while time.monotonic() < deadline:
+        attempts += 1
+        if deliver(url, payload)[0] == 200:
+            return attempts
+        time.sleep(0.5)
+    raise AssertionError(f"{payload} never accepted")
+
+
+def replies(graph: FakeGraph, sender: str) -> list[str]:
+    """What ``sender`` received: "list" for the greeting list, else the response name."""
+    names = {spec[0]["text"]: name for name, spec in RESPONSES.items() if "text" in spec[0]}
+    out = []
+    for body in graph.sent:
+        if str(body.get("to", "")).lstrip("+") != sender:
+            continue
+        if body["type"] == "interactive":
+            out.append(body["interactive"]["type"])
+        else:
+            out.append(names.get(body.get("text", {}).get("body"), "?"))
+    return out
+
+
+def wait_for_replies(graph: FakeGraph, senders: list[str], count: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(len(replies(graph, s)) >= count for s in senders):
+            time.sleep(3)  # and nothing more arrives afterwards
+            return
+        time.sleep(0.2)
+    missing = {s: replies(graph, s) for s in senders if len(replies(graph, s)) < count}
+    raise AssertionError(f"senders without {count} replies: {missing}")
+
+
+def metric(proc: Proc, name: str) -> int:
+    with urllib.request.urlopen(f"{proc.url}/webhooks/whatsapp/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    match = re.search(rf"^{name} (\d+)$", text, re.MULTILINE)
+    assert match, f"{name} not in /metrics"
+    return int(match.group(1))
+
+
+@pytest.fixture(scope="module")
+def cluster(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    fake = FakeGraph(token=E2E_SECRETS["WPP_AUTHORIZATION_TOKEN"])
+    with redis_server() as redis, InThread(lambda: running_graph(fake)) as graph:
+        endpoints = tmp_path_factory.mktemp("scale") / "endpoints.yml"
+        write_redis_endpoints(endpoints, redis.url, None)
+        env = {
+            **E2E_SECRETS,
+            "WPP_API_BASE_URL": graph.url,
+            "REDIS_URL": redis.url,
+            "WPP_LEASE_SECONDS": "3",  # a killed process is presumed dead after 3 s
+            "TICKET_LOCK_LIFETIME": "10",  # and its Rasa lock tickets expire after 10 s
+        }
+        rasas = [
+            start_rasa(
+                free_port(),
+                env,
+                credentials=ROOT / "credentials.yml",
+                endpoints=endpoints,
+                model=trained_model,
+                name=f"rasa-scale-{i}",
+                wait=False,
+            )
+            for i in range(2)
+        ]
+        try:
+            for rasa in rasas:
+                wait_ready(rasa)
+            with InThread(lambda: running_proxy([r.url for r in rasas])) as proxy:
+                yield Cluster(redis, graph, proxy, rasas)
+        finally:
+            for rasa in rasas:
+                rasa.stop()
+
+
+def test_one_conversation_spread_over_two_processes_is_answered_in_order_once(
+    cluster: Cluster,
+) -> None:
+    sender = "5561933330001"
+    messages = CONVERSATION * 2
+    for i, (text, _) in enumerate(messages):
+        assert deliver(cluster.proxy.url, text_webhook(f"wamid.SPREAD{i}", text, sender))[0] == 200
+    wait_for_replies(cluster.graph, [sender], len(messages), timeout=90)
+    assert replies(cluster.graph, sender) == [expected for _, expected in messages]
+    handled = [metric(r, "whatsapp_messages_handled_total") for r in cluster.rasas]
+    assert handled == [3, 3]  # really spread: each process answered half of the turns
+
+
+def test_the_same_webhook_delivered_to_both_processes_at_once_is_handled_once(
+    cluster: Cluster,
+) -> None:
+    senders = [f"55619444{i:05d}" for i in range(5)]
+    dropped_before = sum(metric(r, "whatsapp_duplicates_dropped_total") for r in cluster.rasas)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for i, sender in enumerate(senders):
+            payload = text_webhook(f"wamid.TWICE{i}", "oi", sender)
+            targets = [r.url for r in cluster.rasas] * 2  # each process gets it twice
+            statuses = list(pool.map(lambda url, p=payload: deliver(url, p)[0], targets))
+            assert statuses == [200, 200, 200, 200]
+    wait_for_replies(cluster.graph, senders, 1, timeout=60)
+    assert {s: replies(cluster.graph, s) for s in senders} == {s: ["list"] for s in senders}
+    dropped = sum(metric(r, "whatsapp_duplicates_dropped_total") for r in cluster.rasas)
+    assert dropped - dropped_before == 3 * len(senders)
+
+
+def test_while_redis_restarts_the_webhook_answers_503_then_reconnects(cluster: Cluster) -> None:
+    sender = "5561955550001"
+    cluster.redis.stop()
+    try:
+        for rasa in cluster.rasas:  # neither process acknowledges what it cannot protect
+            status, body = deliver(rasa.url, text_webhook("wamid.REDIS1", "oi", sender))
+            assert (status, body) == (503, {"error": "dedup_unavailable"})
+    finally:
+        cluster.redis.start()
+    deliver_until_accepted(cluster.proxy.url, text_webhook("wamid.REDIS1", "oi", sender))
+    deliver_until_accepted(cluster.proxy.url, text_webhook("wamid.REDIS2", "tchau", sender))
+    wait_for_replies(cluster.graph, [sender], 2, timeout=60)
+    assert replies(cluster.graph, sender) == ["list", "utter_goodbye"]
+
+
+def test_a_process_killed_mid_burst_leaves_nothing_unanswered_and_nothing_twice(
+    cluster: Cluster,
+) -> None:
+    senders = [f"55619666{i:05d}" for i in range(30)]
+    victim, survivor = cluster.rasas
+    accepted = 0
+    lock = threading.Lock()
+
+    def meta_delivers(index: int, round_: int) -> None:
+        nonlocal accepted
+        text, _ = CONVERSATION[round_]
+        payload = text_webhook(f"wamid.KILL{round_}.{index}", text, senders[index])
+        deliver_until_accepted(cluster.proxy.url, payload, timeout=120)
+        with lock:
+            accepted += 1
+            if accepted == 40:  # mid-burst: 40 of 90 acknowledged, many still queued
+                victim.popen.send_signal(signal.SIGKILL)
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        for round_ in range(len(CONVERSATION)):  # each sender's messages in order
+            list(pool.map(lambda i, r=round_: meta_delivers(i, r), range(len(senders))))
+    assert victim.popen.wait(10) == -signal.SIGKILL
+    wait_for_replies(cluster.graph, senders, len(CONVERSATION), timeout=180)
+    expected = Counter(kind for _, kind in CONVERSATION)
+    received = {s: Counter(replies(cluster.graph, s)) for s in senders}
+    assert received == {s: expected for s in senders}  # every message answered, none twice
+    assert metric(survivor, "whatsapp_messages_adopted_total") > 0  # the journal was used
