@@ -2,9 +2,10 @@
 
 Rasa's own ``RedisLockStore`` (made atomic by ``bot.addons.lock_store``) keeps each
 conversation's turns one at a time and in ticket order across processes, and its Redis
-tracker store lets any process continue any conversation. Both take host, port, db and password rather than a URL, so ``REDIS_URL``
-(``redis://[:password@]host[:port][/db]``) is spelled out here. Tracker and lock live in the
-URL's database; the channel's own keys start with ``wa:``.
+tracker store lets any process continue any conversation. Both take host, port, db and
+password rather than a URL, so ``REDIS_URL`` (``redis://[:password@]host[:port][/db]``) is
+spelled out here. Tracker and lock live in the URL's database; the channel's own keys
+start with ``wa:``.
 
 ``python -m scripts.endpoints OUT.yml`` writes the file from the environment.
 """
