@@ -27,7 +27,7 @@ def test_a_redis_url_is_spelled_out_for_rasa() -> None:
         "key_prefix": "rasa",
     }
     assert endpoints["tracker_store"] == {
-        **endpoints["lock_store"],  # type: ignore[dict-item]
+        **endpoints["lock_store"],
         "type": "redis",
         "key_prefix": "tracker",
     }
