@@ -104,6 +104,8 @@ def settings(**overrides: Any) -> WhatsAppSettings:
         "serpro_client_secret": "s",
         "serpro_waba_id": "w",
         "drain_timeout": 10.0,
+        # FakeAgent's gates are the test loop's; test_turn_thread.py covers the thread.
+        "turn_thread": False,
     }
     values.update(overrides)
     return WhatsAppSettings(**values)

@@ -134,6 +134,9 @@ def cluster(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> It
             "REDIS_URL": redis.url,
             "WPP_LEASE_SECONDS": "3",  # a killed process is presumed dead after 3 s
             "TICKET_LOCK_LIFETIME": "10",  # and its Rasa lock tickets expire after 10 s
+            # Few turns at once per process: a reply in flight when the process is killed
+            # (sent, not yet counted in Redis) is the one case that can reach a user twice.
+            "WPP_MAX_CONCURRENCY": "2",
         }
         rasas = [
             start_rasa(

@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,7 @@ from bot.addons.whatsapp.security import (
     token_matches,
 )
 from bot.addons.whatsapp.sender import Sender
+from bot.addons.whatsapp.turns import TurnThread
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class WhatsAppInput(InputChannel):
             list_button_label=settings.list_button_label, preview_urls=settings.preview_urls
         )
         self.dispatcher: Dispatcher[Queued] | None = None
+        self.turns = TurnThread()
         self._background: set[asyncio.Task[Any]] = set()
         self._lease_task: asyncio.Task[None] | None = None
         self._adopted: list[Orphan] = []
@@ -121,6 +123,8 @@ class WhatsAppInput(InputChannel):
         if not self._started:
             install_log_masking()
             await self.sender.start()
+            if self.settings.turn_thread:
+                self.turns.start()
             if self.dedup.journaled:
                 try:  # hold the lease before the first claim
                     await self.dedup.keep_alive(adopt=False)
@@ -153,6 +157,7 @@ class WhatsAppInput(InputChannel):
                 logger.warning("Could not give up the lease: %s", exc)
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        self.turns.stop()
         await self.sender.close()
         await self.dedup.close()
         await self.payloads.close()
@@ -180,14 +185,16 @@ class WhatsAppInput(InputChannel):
                 progress = TurnProgress(self._sent_counter(message.wamid), item.already_sent)
             output = self.get_output_channel(progress)
             try:
-                await on_new_message(
-                    UserMessage(
-                        text,
-                        output,
-                        sender_id=message.wa_id,
-                        input_channel=self.name(),
-                        message_id=message.wamid,
-                        metadata={"whatsapp": whatsapp_metadata(message)},
+                await self.turns.run(
+                    on_new_message(
+                        UserMessage(
+                            text,
+                            output,
+                            sender_id=message.wa_id,
+                            input_channel=self.name(),
+                            message_id=message.wamid,
+                            metadata={"whatsapp": whatsapp_metadata(message)},
+                        )
                     )
                 )
                 self.metrics.messages_handled += 1
@@ -373,6 +380,7 @@ class WhatsAppInput(InputChannel):
             queue_size=self.settings.queue_size,
         )
         self.metrics.queue_depth = lambda: self.dispatcher.depth if self.dispatcher else 0
+        self.metrics.dedup_entries = lambda: len(self.dedup) if isinstance(self.dedup, Sized) else 0
 
         @bp.listener("before_server_start")
         async def _start(app: Any, loop: Any) -> None:

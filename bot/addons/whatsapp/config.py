@@ -53,6 +53,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "dedup_ttl_seconds": ("WPP_DEDUP_TTL_SECONDS", "86400"),
     "dedup_max_entries": ("WPP_DEDUP_MAX_ENTRIES", "100000"),
     "lease_seconds": ("WPP_LEASE_SECONDS", "15"),
+    "turn_thread": ("WPP_TURN_THREAD", "true"),
     "mark_read": ("WPP_MARK_READ", "true"),
     "typing_indicator": ("WPP_TYPING_INDICATOR", "true"),
     "send_rate_per_second": ("WPP_SEND_RATE_PER_SECOND", str(MESSAGES_PER_SECOND_DEFAULT)),
@@ -114,6 +115,7 @@ class WhatsAppSettings:
     dedup_ttl_seconds: float = 86400.0
     dedup_max_entries: int = 100_000
     lease_seconds: float = 15.0
+    turn_thread: bool = True
     mark_read: bool = True
     typing_indicator: bool = True
     send_rate_per_second: float = float(MESSAGES_PER_SECOND_DEFAULT)
@@ -207,6 +209,7 @@ class WhatsAppSettings:
             dedup_ttl_seconds=number("dedup_ttl_seconds", float, 1),
             dedup_max_entries=number("dedup_max_entries", int, 100),
             lease_seconds=number("lease_seconds", float, 1),
+            turn_thread=flag("turn_thread"),
             mark_read=flag("mark_read"),
             typing_indicator=flag("typing_indicator"),
             send_rate_per_second=number("send_rate_per_second", float, 0.1),

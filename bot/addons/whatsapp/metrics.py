@@ -32,6 +32,7 @@ class Metrics:
     latency_count: int = 0
     latency_sum: float = 0.0
     queue_depth: Callable[[], int] = lambda: 0
+    dedup_entries: Callable[[], int] = lambda: 0
 
     def observe_latency(self, seconds: float) -> None:
         self.latency_count += 1
@@ -82,6 +83,8 @@ class Metrics:
         lines.append(f"whatsapp_send_retries_total {self.send_retries}")
         family("whatsapp_queue_depth", "gauge", "Acknowledged messages not yet handled.")
         lines.append(f"whatsapp_queue_depth {self.queue_depth()}")
+        family("whatsapp_dedup_entries", "gauge", "Message ids held in memory for dedup.")
+        lines.append(f"whatsapp_dedup_entries {self.dedup_entries()}")
         family(
             "whatsapp_handling_latency_seconds",
             "histogram",

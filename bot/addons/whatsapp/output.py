@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -13,8 +14,16 @@ from bot.addons.whatsapp.logsafe import mask_phone
 from bot.addons.whatsapp.outbound import ConversionOptions, convert_response
 from bot.addons.whatsapp.payloads import PayloadStore
 from bot.addons.whatsapp.sender import Sender
+from bot.addons.whatsapp.turns import on_loop
 
 logger = logging.getLogger(__name__)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 @dataclass
@@ -46,13 +55,20 @@ class WhatsAppOutput(OutputChannel):
         self.options = options
         self.progress = progress
         self.responses = 0  # responses Rasa handed over during this turn
+        self._home = _running_loop()  # the server's loop, where sends happen
 
     @classmethod
     def name(cls) -> str:
         return "whatsapp"
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        """Called by Rasa (on the turn thread): convert, then send from the server's loop,
+        where the HTTP session and the Redis connections live."""
         self.responses += 1
+        home = self._home or asyncio.get_running_loop()
+        await on_loop(home, self._send_response(recipient_id, message))
+
+    async def _send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
         conversion = convert_response(message, self.options)
         for problem in conversion.problems:
             logger.error(

@@ -1,0 +1,279 @@
+"""The load generator: a separate process that plays Meta on both sides.
+
+It serves a fake Graph API (``POST /{version}/{phone_number_id}/messages``) that accepts
+every message the bot sends and notes when it arrived, and it sends signed webhooks (or
+Rasa REST requests) at the stack under test. The orchestrator (``python -m bench``) drives
+it over HTTP: ``POST /run`` with a scenario, answered with its measurements.
+
+Scenarios:
+
+* ``closed``: ``users`` virtual users each send a message and wait for the reply before the
+  next one (WhatsApp: the reply reaching the fake Graph API; REST: the HTTP answer), until
+  ``messages`` are answered. Throughput and end-to-end latency.
+* ``open``: ``count`` webhooks at a fixed ``rate`` whatever the answers (Meta's bursts),
+  each from a new sender; time to the webhook's answer, statuses, timeouts, and whether
+  every acknowledged message was answered afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import os
+import statistics
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of ``values``; 0.0 when empty."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def summary_ms(seconds: list[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in seconds]
+    return {
+        "p50_ms": round(percentile(ms, 50), 2),
+        "p99_ms": round(percentile(ms, 99), 2),
+        "max_ms": round(max(ms), 2) if ms else 0.0,
+        "mean_ms": round(statistics.fmean(ms), 2) if ms else 0.0,
+    }
+
+
+class LoadGenerator:
+    def __init__(self, app_secret: str, token: str, phone_number_id: str) -> None:
+        self.app_secret = app_secret.encode()
+        self.token = token
+        self.phone_number_id = phone_number_id
+        self.replies: dict[str, int] = {}  # sender ▸ messages received from the bot
+        self.waiting: dict[str, asyncio.Future[float]] = {}
+        self.http: aiohttp.ClientSession | None = None
+        self._ids = itertools.count(1)
+        self._run_ids = itertools.count(1)
+
+    # --- the fake Graph API ----------------------------------------------------------
+
+    async def graph_messages(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response({"error": {"code": 190, "message": "bad token"}}, status=401)
+        if body.get("status") == "read":
+            return web.json_response({"success": True})
+        to = str(body.get("to", "")).lstrip("+")
+        self.replies[to] = self.replies.get(to, 0) + 1
+        waiter = self.waiting.pop(to, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(time.monotonic())
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": to, "wa_id": to}],
+                "messages": [{"id": f"wamid.BENCHOUT{next(self._ids)}"}],
+            }
+        )
+
+    # --- what the load generator sends -------------------------------------------------
+
+    def webhook(self, sender: str, text: str) -> tuple[bytes, dict[str, str]]:
+        payload = {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": "102290129340398",
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {
+                                    "display_phone_number": "15550783881",
+                                    "phone_number_id": self.phone_number_id,
+                                },
+                                "contacts": [{"profile": {"name": "Bench"}, "wa_id": sender}],
+                                "messages": [
+                                    {
+                                        "from": sender,
+                                        "id": f"wamid.BENCH{next(self._ids)}",
+                                        "timestamp": str(int(time.time())),
+                                        "type": "text",
+                                        "text": {"body": text},
+                                    }
+                                ],
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+        body = json.dumps(payload).encode()
+        signature = hmac.new(self.app_secret, body, hashlib.sha256).hexdigest()
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={signature}"}
+        return body, headers
+
+    async def _post_webhook(self, target: str, sender: str, text: str) -> int:
+        assert self.http is not None
+        body, headers = self.webhook(sender, text)
+        async with self.http.post(
+            f"{target}/webhooks/whatsapp/webhook", data=body, headers=headers
+        ) as answer:
+            await answer.read()
+            return answer.status
+
+    # --- scenarios -----------------------------------------------------------------------
+
+    async def closed(self, spec: dict[str, Any]) -> dict[str, Any]:
+        target, channel, text = spec["target"], spec["channel"], spec["text"]
+        users, messages = int(spec["users"]), int(spec["messages"])
+        run = next(self._run_ids)
+        latencies: list[float] = []
+        failures = 0
+        remaining = itertools.count()
+
+        async def user(index: int) -> None:
+            nonlocal failures
+            sender = f"55{run:03d}7{index:06d}"
+            assert self.http is not None
+            while next(remaining) < messages:
+                started = time.monotonic()
+                try:
+                    if channel == "rest":
+                        async with self.http.post(
+                            f"{target}/webhooks/rest/webhook",
+                            json={"sender": sender, "message": text},
+                        ) as answer:
+                            if answer.status != 200 or not await answer.json():
+                                failures += 1
+                                continue
+                            finished = time.monotonic()
+                    else:
+                        waiter = asyncio.get_running_loop().create_future()
+                        self.waiting[sender] = waiter
+                        if await self._post_webhook(target, sender, text) != 200:
+                            failures += 1
+                            self.waiting.pop(sender, None)
+                            continue
+                        finished = await asyncio.wait_for(waiter, 60)
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    failures += 1
+                    continue
+                latencies.append(finished - started)
+
+        started = time.monotonic()
+        await asyncio.gather(*(user(i) for i in range(users)))
+        seconds = time.monotonic() - started
+        return {
+            "channel": channel,
+            "messages": len(latencies),
+            "failures": failures,
+            "seconds": round(seconds, 2),
+            "throughput_per_s": round(len(latencies) / seconds, 2),
+            **summary_ms(latencies),
+        }
+
+    async def open(self, spec: dict[str, Any]) -> dict[str, Any]:
+        target, text = spec["target"], spec["text"]
+        rate, count = float(spec["rate"]), int(spec["count"])
+        run = next(self._run_ids)
+        acks: list[float] = []
+        statuses: dict[str, int] = {}
+        accepted: list[str] = []
+        timeouts = 0
+
+        async def one(index: int) -> None:
+            nonlocal timeouts
+            sender = f"55{run:03d}8{index:06d}"
+            started = time.monotonic()
+            try:
+                status = await self._post_webhook(target, sender, text)
+            except asyncio.TimeoutError:
+                timeouts += 1
+                return
+            except aiohttp.ClientError as exc:
+                statuses[type(exc).__name__] = statuses.get(type(exc).__name__, 0) + 1
+                return
+            acks.append(time.monotonic() - started)
+            statuses[str(status)] = statuses.get(str(status), 0) + 1
+            if status == 200:
+                accepted.append(sender)
+
+        tasks = []
+        started = time.monotonic()
+        for index in range(count):
+            delay = started + index / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(one(index)))
+        await asyncio.gather(*tasks)
+        sent_seconds = time.monotonic() - started
+        deadline = time.monotonic() + float(spec.get("answer_timeout", 600))
+        while time.monotonic() < deadline:
+            if all(self.replies.get(s, 0) >= 1 for s in accepted):
+                break
+            await asyncio.sleep(0.2)
+        unanswered = sum(1 for s in accepted if self.replies.get(s, 0) < 1)
+        return {
+            "sent": count,
+            "rate_per_s": rate,
+            "send_seconds": round(sent_seconds, 2),
+            "statuses": statuses,
+            "timeouts": timeouts,
+            "accepted": len(accepted),
+            "unanswered": unanswered,
+            "answered_after_s": round(time.monotonic() - started - sent_seconds, 2),
+            **{f"ack_{k}": v for k, v in summary_ms(acks).items()},
+        }
+
+    async def run(self, request: web.Request) -> web.Response:
+        spec = await request.json()
+        scenario = {"closed": self.closed, "open": self.open}[spec["scenario"]]
+        return web.json_response(await scenario(spec))
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def serve(port: int, generator: LoadGenerator) -> None:
+    generator.http = aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=10), connector=aiohttp.TCPConnector(limit=0)
+    )
+    app = web.Application(client_max_size=1024**2)
+    app.router.add_post("/{version}/{phone_number_id}/messages", generator.graph_messages)
+    app.router.add_post("/run", generator.run)
+    app.router.add_get("/health", health)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await generator.http.close()
+        await runner.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    # The same variables the channel reads, so secrets never go on a command line.
+    generator = LoadGenerator(
+        os.environ["WPP_APP_SECRET"],
+        os.environ["WPP_AUTHORIZATION_TOKEN"],
+        os.environ["WPP_PHONE_NUMBER_IDENTIFIER"],
+    )
+    asyncio.run(serve(args.port, generator))
+
+
+if __name__ == "__main__":
+    main()
