@@ -12,7 +12,7 @@ TRAINING_FILES := config.yml domain.yml $(wildcard data/*.yml)
 CODE   := bot actions knowledge simulator tests scripts bench
 
 .PHONY: help install train run test lint format validate test-unit test-stories test-nlu clean \
-        register-webhook list-webhooks
+        register-webhook list-webhooks bench
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -60,6 +60,12 @@ test-nlu: install train ## NLU on held-out phrases (tests/nlu_holdout.yml); fail
 
 test: lint validate test-unit test-stories test-nlu ## Everything CI runs: lint, validate, pytest, stories, NLU
 	@echo "make test: all checks passed"
+
+bench: install train ## Benchmarks on a real stack (~12 min): bench/results/results.{md,json}
+	@mkdir -p bench/results
+	$(VENV)/bin/pytest bench/test_conversion.py -q -p no:cacheprovider \
+		--benchmark-json=bench/results/conversion.json
+	$(PY) -m bench --out bench/results
 
 register-webhook: install ## Register WEBHOOK_PUBLIC_URL with Serpro (reads .env), then list to confirm
 	$(PY) -m bot.addons.whatsapp.serpro register

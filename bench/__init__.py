@@ -1,1 +1,1 @@
-"""Benchmarks of the WhatsApp channel on a real stack (``make bench``); see bench/README.md."""
+"""Benchmarks of the WhatsApp channel on a real stack (``make bench``); README "Benchmarks"."""

@@ -117,10 +117,12 @@ def bench_credentials(out: Path) -> Path:
     return path
 
 
-def single_process(plan: Plan, loadgen: Proc, env: dict[str, str], out: Path) -> dict[str, Any]:
+def single_process(
+    plan: Plan, loadgen: Proc, env: dict[str, str], out: Path, model: Path
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with start_rasa(
-        free_port(), env, credentials=bench_credentials(out), name="bench-rasa"
+        free_port(), env, credentials=bench_credentials(out), model=model, name="bench-rasa"
     ) as rasa:
         target = rasa.url
 
@@ -193,7 +195,9 @@ def single_process(plan: Plan, loadgen: Proc, env: dict[str, str], out: Path) ->
     return results
 
 
-def scale_out(plan: Plan, loadgen: Proc, env: dict[str, str], out: Path) -> dict[str, Any]:
+def scale_out(
+    plan: Plan, loadgen: Proc, env: dict[str, str], out: Path, model: Path
+) -> dict[str, Any]:
     with redis_server() as redis:
         endpoints = write_redis_endpoints(out / "endpoints.redis.yml", redis.url, None)
         redis_env = {**env, "REDIS_URL": redis.url}
@@ -203,6 +207,7 @@ def scale_out(plan: Plan, loadgen: Proc, env: dict[str, str], out: Path) -> dict
                 redis_env,
                 credentials=ROOT / "credentials.yml",
                 endpoints=endpoints,
+                model=model,
                 name=f"bench-rasa-redis-{i}",
                 wait=False,
             )
@@ -325,12 +330,13 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="about ten seconds of load")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--conversion-json", type=Path, default=None)
+    parser.add_argument("--model", type=Path, default=MODEL)
     args = parser.parse_args()
     plan = SMOKE if args.smoke else FULL
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    if not MODEL.exists():
-        print(f"No trained model at {MODEL}: run `make train` first.", file=sys.stderr)
+    if not args.model.exists():
+        print(f"No trained model at {args.model}: run `make train` first.", file=sys.stderr)
         return 2
     env = {
         "WPP_AUTHORIZATION_TOKEN": secrets.token_urlsafe(24),
@@ -350,10 +356,10 @@ def main() -> int:
     ) as loadgen:
         env["WPP_API_BASE_URL"] = loadgen.url
         results: dict[str, Any] = {"machine": machine(), "plan": "smoke" if args.smoke else "full"}
-        results.update(single_process(plan, loadgen, env, out))
+        results.update(single_process(plan, loadgen, env, out, args.model))
         if plan.scale_messages:
             print("scale-out: 1 then 2 rasa processes on Redis behind a proxy", flush=True)
-            results["scale_out"] = scale_out(plan, loadgen, env, out)
+            results["scale_out"] = scale_out(plan, loadgen, env, out, args.model)
     results["conversion"] = conversion(args.conversion_json or out / "conversion.json")
     results["checks"] = check(results)
     results["seconds"] = round(time.monotonic() - started, 1)

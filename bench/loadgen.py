@@ -32,6 +32,9 @@ import aiohttp
 from aiohttp import web
 
 
+CONVERSATION_TURNS = 10
+
+
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of ``values``; 0.0 when empty."""
     if not values:
@@ -142,9 +145,13 @@ class LoadGenerator:
 
         async def user(index: int) -> None:
             nonlocal failures
-            sender = f"55{run:03d}7{index:06d}"
             assert self.http is not None
+            turns = 0
             while next(remaining) < messages:
+                # A new citizen every few turns: conversations as long as real ones (Rasa's
+                # cost per turn grows with the conversation's length).
+                sender = f"55{run:03d}7{index:03d}{turns // CONVERSATION_TURNS:03d}"
+                turns += 1
                 started = time.monotonic()
                 try:
                     if channel == "rest":

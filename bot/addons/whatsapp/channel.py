@@ -15,6 +15,7 @@ Routes, under ``/webhooks/whatsapp/``:
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import time
@@ -390,6 +391,9 @@ class WhatsAppInput(InputChannel):
         async def _take_over(app: Any, loop: Any) -> None:
             # Only now is Rasa's agent loaded: adopted turns can run.
             self._app = app
+            # The model is loaded: keep its ~1 GB of objects out of every later garbage
+            # collection, whose full passes otherwise stop both threads for ~0.5 s.
+            gc.freeze()
             if self.dedup.journaled and self._lease_task is None:
                 self._lease_task = asyncio.ensure_future(self._lease_loop())
 

@@ -1,0 +1,45 @@
+"""The benchmark's ten-second smoke version: every stage runs and its results hold up.
+
+The figures themselves are only checked by ``make bench`` (a full run); here the smoke
+run must complete, write both reports, answer every acknowledged message, never time
+out, and keep the dedup store within its bound.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.stack import ROOT, VENV_BIN
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+
+def test_the_benchmark_smoke_run_completes_and_loses_nothing(
+    trained_model: Path, tmp_path: Path
+) -> None:
+    argv = [str(VENV_BIN / "python"), "-m", "bench", "--smoke", "--out", str(tmp_path)]
+    done = subprocess.run(
+        [*argv, "--model", str(trained_model)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=540,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert "| Webhook ack under a burst" in (tmp_path / "results.md").read_text()
+    assert results["e2e"]["whatsapp"]["failures"] == results["e2e"]["rest"]["failures"] == 0
+    assert results["e2e"]["whatsapp"]["messages"] == results["e2e"]["rest"]["messages"] == 60
+    for stage in (results["ack"]["idle"], results["ack"]["busy"], results["overload"]):
+        assert stage["timeouts"] == 0
+        assert stage["unanswered"] == 0
+        assert stage["accepted"] == stage["statuses"].get("200", 0) > 0
+    assert results["ack"]["idle"]["statuses"] == {"200": 20}
+    memory = results["memory"]
+    assert memory["messages"] >= 300
+    assert 0 < memory["dedup_entries"] <= memory["dedup_max_entries"]
+    assert results["checks"]["dedup store bounded"]
