@@ -31,7 +31,6 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-
 CONVERSATION_TURNS = 10
 
 
