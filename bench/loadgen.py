@@ -178,7 +178,9 @@ class LoadGenerator:
         started = time.monotonic()
         await asyncio.gather(*(user(i) for i in range(users)))
         seconds = time.monotonic() - started
+        raw = {"latencies_ms": [round(x * 1000, 3) for x in latencies]} if spec.get("raw") else {}
         return {
+            **raw,
             "channel": channel,
             "messages": len(latencies),
             "failures": failures,

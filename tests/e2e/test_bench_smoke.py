@@ -33,7 +33,8 @@ def test_the_benchmark_smoke_run_completes_and_loses_nothing(
     results = json.loads((tmp_path / "results.json").read_text())
     assert "| Webhook ack under a burst" in (tmp_path / "results.md").read_text()
     assert results["e2e"]["whatsapp"]["failures"] == results["e2e"]["rest"]["failures"] == 0
-    assert results["e2e"]["whatsapp"]["messages"] == results["e2e"]["rest"]["messages"] == 60
+    assert results["e2e"]["whatsapp"]["messages"] == results["e2e"]["rest"]["messages"] == 30
+    assert results["e2e"]["whatsapp"]["unloaded_turns"] == 10
     for stage in (results["ack"]["idle"], results["ack"]["busy"], results["overload"]):
         assert stage["timeouts"] == 0
         assert stage["unanswered"] == 0
