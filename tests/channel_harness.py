@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 from rasa.core.channels.channel import UserMessage, register
+from rasa.server import configure_cors
 from sanic import Sanic
 
 from bot.addons.whatsapp.channel import WhatsAppInput
@@ -154,10 +155,13 @@ async def serve_channel(
 ) -> AsyncIterator[Served]:
     provider = RecordingProvider()
     dedup = overrides.pop("dedup", None)
+    cors = overrides.pop("cors", None)
     channel = WhatsAppInput(settings(**overrides), provider=provider, dedup=dedup)
     agent = agent or FakeAgent()
-    app = Sanic(f"whatsapp_test_{next(_names)}")
+    app = Sanic(f"whatsapp_test_{next(_names)}", configure_logging=False)  # as Rasa does
     app.ctx.agent = agent
+    if cors is not None:
+        configure_cors(app, cors)  # as `rasa run --cors`
     register([channel], app, route="/webhooks/")
     port = free_port()
     server = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import logging
 from typing import Any
 
 import pytest
 
+from bot.addons.whatsapp.channel import SheddingLog
 from bot.addons.whatsapp.messages import Text
 from bot.addons.whatsapp.security import sign
 from tests.channel_harness import APP_SECRET, SERPRO_TOKEN, VERIFY_TOKEN, FakeAgent, serve_channel
@@ -307,3 +309,62 @@ async def test_a_turn_without_any_response_gets_a_polite_message_not_silence(fai
         await s.post(text_webhook("wamid.SILENT2", "oi"))
         await s.settle()
         assert s.provider.sent == []
+
+
+def test_floods_of_503_log_one_line_per_reason_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [100.0]
+    shedding = SheddingLog(interval=10.0, clock=lambda: now[0])
+    caplog.set_level(logging.WARNING)
+    for _ in range(5):
+        shedding.warn(503, "queue_full", ": 2 queued")
+    shedding.warn(503, "dedup_unavailable", ": ConnectionError()")
+    now[0] += 10.5
+    shedding.warn(503, "queue_full", ": 3 queued")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "Webhook refused (503 queue_full): 2 queued",
+        "Webhook refused (503 dedup_unavailable): ConnectionError()",
+        "Webhook refused (503 queue_full): 3 queued (4 more since the last such line)",
+    ]
+
+
+async def test_a_flood_of_refusals_is_counted_whole_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gate = asyncio.Event()
+    async with serve_channel(FakeAgent(gate=gate), queue_size=1) as s:
+        assert (await s.post(text_webhook("wamid.f0", "0", "5561900000001"))).status == 200
+        for i in range(1, 21):
+            refused = await s.post(text_webhook(f"wamid.f{i}", str(i), "5561900000002"))
+            assert refused.status == 503 and (await refused.json()) == {"error": "queue_full"}
+        metrics = await (await s.http.get(f"{s.url}/webhooks/whatsapp/metrics")).text()
+        assert 'whatsapp_webhook_rejected_total{reason="queue_full"} 20' in metrics
+        assert caplog.text.count("503 queue_full") == 1
+        wrong = await s.post(text_webhook("wamid.x", "x"), signed=False)
+        wrong_again = await s.post(text_webhook("wamid.y", "y"), signed=False)
+        assert (wrong.status, wrong_again.status) == (401, 401)
+        assert caplog.text.count("401 signature_missing") == 2  # bad input: every time
+        gate.set()
+        await s.settle()
+
+
+async def test_webhook_skips_rasas_cors_and_unread_access_log() -> None:
+    access = logging.getLogger("sanic.access")
+    level = access.level
+    access.setLevel(logging.ERROR)  # Rasa's default (LOG_LEVEL_LIBRARIES)
+    try:
+        async with serve_channel(cors="*") as s:
+            assert s.server.app.config.ACCESS_LOG is False
+            origin = {"Origin": "https://example.org"}
+            webhook = await s.post(text_webhook("wamid.C", "oi"), headers=origin)
+            health = await s.http.get(f"{s.url}/webhooks/whatsapp/health", headers=origin)
+            assert webhook.status == 200 and health.status == 200
+            assert "Access-Control-Allow-Origin" not in webhook.headers
+            assert "Access-Control-Allow-Origin" in health.headers
+        access.setLevel(logging.INFO)  # an operator who asked for access lines keeps them
+        async with serve_channel() as s:
+            assert s.server.app.config.ACCESS_LOG is True
+    finally:
+        access.setLevel(level)

@@ -19,14 +19,17 @@ import gc
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sized
 from dataclasses import dataclass
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint, response
+from sanic.log import access_logger as sanic_access_logger
 from sanic.request import Request
 from sanic.response import HTTPResponse
+from sanic_cors.core import SANIC_CORS_EVALUATED
 
 from bot.addons.whatsapp import limits
 from bot.addons.whatsapp.config import WhatsAppSettings
@@ -65,10 +68,44 @@ class Queued:
     already_sent: int = 0  # replies that process had delivered
 
 
-def _reject(status: int, reason: str, metrics: Metrics, detail: str = "") -> HTTPResponse:
-    metrics.rejected_requests[reason] += 1
-    logger.warning("Webhook refused (%d %s)%s", status, reason, f": {detail}" if detail else "")
-    return response.json({"error": reason}, status=status)
+class SheddingLog:
+    """At most one warning per reason per ``interval`` seconds for refusals that come in
+    floods (503: overload, Redis down, shutdown), with the count of those not logged.
+
+    At 10x the sustainable rate the webhook refuses ~200 requests a second; a line for
+    each buried the log and cost the event loop the time it needs to keep shedding.
+    The metric ``whatsapp_webhook_rejected_total`` still counts every one.
+    """
+
+    def __init__(self, interval: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._logged_at: dict[str, float] = {}
+        self._unlogged: Counter[str] = Counter()
+
+    def warn(self, status: int, reason: str, detail: str) -> None:
+        now = self._clock()
+        logged_at = self._logged_at.get(reason)
+        if logged_at is not None and now - logged_at < self.interval:
+            self._unlogged[reason] += 1
+            return
+        self._logged_at[reason] = now
+        more = self._unlogged.pop(reason, 0)
+        since = f" ({more} more since the last such line)" if more else ""
+        logger.warning("Webhook refused (%d %s)%s%s", status, reason, detail, since)
+
+
+def _skip_cors(request: Request) -> None:
+    """Mark the request's CORS as handled: Meta's and Serpro's calls are server to
+    server, and Rasa's CORS middleware cost ~10 % of the event loop's time per webhook."""
+    setattr(request.ctx, SANIC_CORS_EVALUATED, "1")
+
+
+def _quiet_access_log(app: Any) -> None:
+    """Sanic builds an access-log record for every request (URL, address) even when Rasa's
+    LOG_LEVEL_LIBRARIES (ERROR by default) drops it; skip that work when nobody reads it."""
+    if not sanic_access_logger.isEnabledFor(logging.INFO):
+        app.config.ACCESS_LOG = False
 
 
 class WhatsAppInput(InputChannel):
@@ -105,6 +142,7 @@ class WhatsAppInput(InputChannel):
         self._adopted: list[Orphan] = []
         self._app: Any = None  # the Sanic app: its agent's tracker store tells finished turns
         self._started = False
+        self._shedding = SheddingLog()
 
     @classmethod
     def name(cls) -> str:
@@ -163,6 +201,15 @@ class WhatsAppInput(InputChannel):
         await self.dedup.close()
         await self.payloads.close()
         self._started = False
+
+    def _reject(self, status: int, reason: str, detail: str = "") -> HTTPResponse:
+        self.metrics.rejected_requests[reason] += 1
+        suffix = f": {detail}" if detail else ""
+        if status == 503:
+            self._shedding.warn(status, reason, suffix)
+        else:
+            logger.warning("Webhook refused (%d %s)%s", status, reason, suffix)
+        return response.json({"error": reason}, status=status)
 
     # --- handling ----------------------------------------------------------------
 
@@ -327,7 +374,7 @@ class WhatsAppInput(InputChannel):
         """Deduplicate and queue; a response when the batch cannot be accepted."""
         assert self.dispatcher is not None
         if not self.dispatcher.has_room(len(messages)):
-            return _reject(503, "queue_full", self.metrics, f"{self.dispatcher.depth} queued")
+            return self._reject(503, "queue_full", f"{self.dispatcher.depth} queued")
         fresh: list[InboundMessage] = []
         try:
             for message in messages:
@@ -338,11 +385,11 @@ class WhatsAppInput(InputChannel):
                     logger.info("Duplicate delivery of %s dropped", message.wamid)
         except Exception as exc:  # the dedup store (Redis) is unreachable
             await self._release(fresh)
-            return _reject(503, "dedup_unavailable", self.metrics, repr(exc))
+            return self._reject(503, "dedup_unavailable", repr(exc))
         now = time.monotonic()
         if not self.dispatcher.submit([Queued(m, now) for m in fresh]):
             await self._release(fresh)
-            return _reject(503, "queue_full", self.metrics, f"{self.dispatcher.depth} queued")
+            return self._reject(503, "queue_full", f"{self.dispatcher.depth} queued")
         return None
 
     def _record_of(self, message: InboundMessage) -> str:
@@ -359,15 +406,15 @@ class WhatsAppInput(InputChannel):
         if self.settings.provider == "cloud":
             header = request.headers.get(SIGNATURE_HEADER)
             if not header:
-                return _reject(401, "signature_missing", self.metrics)
+                return self._reject(401, "signature_missing")
             if not signature_matches(self.settings.app_secret, request.body, header):
-                return _reject(403, "signature_invalid", self.metrics)
+                return self._reject(403, "signature_invalid")
             return None
         token = bearer_token(request.headers.get("Authorization")) or request.args.get("token")
         if not token:
-            return _reject(401, "token_missing", self.metrics)
+            return self._reject(401, "token_missing")
         if not token_matches(self.settings.serpro_webhook_token, token):
-            return _reject(403, "token_invalid", self.metrics)
+            return self._reject(403, "token_invalid")
         return None
 
     # --- routes ------------------------------------------------------------------
@@ -385,6 +432,7 @@ class WhatsAppInput(InputChannel):
 
         @bp.listener("before_server_start")
         async def _start(app: Any, loop: Any) -> None:
+            _quiet_access_log(app)
             await self.start()
 
         @bp.listener("after_server_start")
@@ -431,28 +479,30 @@ class WhatsAppInput(InputChannel):
 
         @bp.route("/webhook", methods=["GET"])
         async def verify(request: Request) -> HTTPResponse:
+            _skip_cors(request)
             mode = request.args.get("hub.mode")
             token = request.args.get("hub.verify_token")
             challenge = request.args.get("hub.challenge", "")
             if mode == "subscribe" and token_matches(self.settings.verify_token, token):
                 logger.info("Webhook verified by Meta")
                 return response.text(challenge)
-            return _reject(403, "verification_failed", self.metrics)
+            return self._reject(403, "verification_failed")
 
         @bp.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
+            _skip_cors(request)
             body = request.body or b""
             if len(body) > limits.WEBHOOK_BODY_MAX_BYTES:
-                return _reject(413, "body_too_large", self.metrics, f"{len(body)} bytes")
+                return self._reject(413, "body_too_large", f"{len(body)} bytes")
             refused = self._authenticate(request)
             if refused is not None:
                 return refused
             if self.dispatcher is None or not self.dispatcher.accepting:
-                return _reject(503, "shutting_down", self.metrics)
+                return self._reject(503, "shutting_down")
             try:
                 payload = json.loads(body)
             except ValueError as exc:
-                return _reject(400, "invalid_json", self.metrics, str(exc))
+                return self._reject(400, "invalid_json", str(exc))
             try:
                 values = list(
                     cloud_values(payload)
@@ -460,7 +510,7 @@ class WhatsAppInput(InputChannel):
                     else serpro_values(payload)
                 )
             except PayloadError as exc:
-                return _reject(400, "invalid_payload", self.metrics, str(exc))
+                return self._reject(400, "invalid_payload", str(exc))
             parsed = parse_values(iter(values))
             for problem in parsed.problems:
                 logger.warning("Webhook item skipped: %s", problem)
