@@ -44,6 +44,11 @@ class KnowledgeStack:
             replies: list[dict[str, Any]] = json.loads(response.read())
         return [r.get("text", "") for r in replies]
 
+    def questions_asked(self) -> int:
+        """How many questions the knowledge service has received (its access log)."""
+        log = self.knowledge.log_path.read_text(encoding="utf-8", errors="replace")
+        return log.count('"POST /ask ')
+
 
 @pytest.fixture(scope="module")
 def stack(
@@ -89,12 +94,25 @@ def stack(
 def test_a_question_gets_the_documents_answer_then_the_feedback_question(
     stack: KnowledgeStack,
 ) -> None:
+    asked = stack.questions_asked()
     replies = stack.say("5561911110001", "como pago o iptu atrasado?")
+    # One call: a slot mapping naming the action made Rasa run it twice per question.
+    assert stack.questions_asked() == asked + 1
     # Rasa's REST channel splits a text on blank lines; WhatsApp keeps it one message.
     *answer, feedback = replies
     assert answer[0].startswith("*IPTU atrasado e parcelamento de dívida*")
     assert "https://www.novaaurora.example.gov.br/servicos/iptu" in "\n\n".join(answer)
     assert feedback == RESPONSES["utter_ask_feedback"][0]["text"]
+    assert sum(part.startswith("*IPTU atrasado") for part in answer) == 1
+    assert sum("Fontes:" in part for part in answer) == 1
+
+
+def test_a_greeting_gets_the_greeting_without_asking_the_knowledge_service(
+    stack: KnowledgeStack,
+) -> None:
+    asked = stack.questions_asked()
+    assert stack.say("5561911110004", "oi") == [RESPONSES["utter_greet"][0]["text"]]
+    assert stack.questions_asked() == asked
 
 
 def test_a_nonsense_question_gets_no_answer(stack: KnowledgeStack) -> None:
