@@ -64,7 +64,7 @@ class Plan:
     scale_messages: int
 
 
-FULL = Plan(20, 8, 3, 150, 4, 25, 10, 100, 200, 2000, 10, 30, 10_000, 400)
+FULL = Plan(20, 8, 4, 150, 4, 25, 10, 100, 200, 2000, 10, 30, 10_000, 400)
 SMOKE = Plan(5, 4, 1, 15, 1, 5, 10, 20, 100, 200, 10, 2, 300, 0)
 
 
@@ -298,6 +298,22 @@ def check(results: dict[str, Any]) -> dict[str, bool]:
     return checks
 
 
+TUNING = (
+    "WPP_TURN_THREAD",
+    "WPP_MAX_CONCURRENCY",
+    "WPP_QUEUE_SIZE",
+    "WPP_MARK_READ",
+    "WPP_TYPING_INDICATOR",
+    "WPP_SEND_RATE_PER_SECOND",
+)
+
+
+def tuning() -> dict[str, str]:
+    """The channel settings this run changed from their defaults (``WPP_TURN_THREAD=false
+    make bench`` measures the other side of a trade-off); never a secret."""
+    return {name: os.environ[name] for name in TUNING if name in os.environ}
+
+
 def markdown(results: dict[str, Any]) -> str:
     m, e2e, ack, ov, mem = (
         results["machine"],
@@ -308,7 +324,9 @@ def markdown(results: dict[str, Any]) -> str:
     )
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; "
-        f"Python {m['python']}, Rasa {m['rasa']}. Plan: {results['plan']}.",
+        f"Python {m['python']}, Rasa {m['rasa']}. Plan: {results['plan']}. Channel settings: "
+        + (", ".join(f"{k}={v}" for k, v in results.get("settings", {}).items()) or "defaults")
+        + ".",
         "",
         "| Figure | Measured | Baseline (same run) | Result | Target |",
         "|---|---|---|---|---|",
@@ -381,7 +399,11 @@ def main() -> int:
         port=port,
     ) as loadgen:
         env["WPP_API_BASE_URL"] = loadgen.url
-        results: dict[str, Any] = {"machine": machine(), "plan": "smoke" if args.smoke else "full"}
+        results: dict[str, Any] = {
+            "machine": machine(),
+            "plan": "smoke" if args.smoke else "full",
+            "settings": tuning(),
+        }
         results.update(single_process(plan, loadgen, env, out, args.model))
         if plan.scale_messages:
             print("scale-out: 1 then 2 rasa processes on Redis behind a proxy", flush=True)
