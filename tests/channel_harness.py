@@ -156,6 +156,7 @@ async def serve_channel(
     provider = RecordingProvider()
     dedup = overrides.pop("dedup", None)
     cors = overrides.pop("cors", None)
+    port = overrides.pop("port", None) or free_port()
     channel = WhatsAppInput(settings(**overrides), provider=provider, dedup=dedup)
     agent = agent or FakeAgent()
     app = Sanic(f"whatsapp_test_{next(_names)}", configure_logging=False)  # as Rasa does
@@ -163,7 +164,6 @@ async def serve_channel(
     if cors is not None:
         configure_cors(app, cors)  # as `rasa run --cors`
     register([channel], app, route="/webhooks/")
-    port = free_port()
     server = await app.create_server(host="127.0.0.1", port=port, return_asyncio_server=True)
     assert server is not None
     await server.startup()

@@ -16,6 +16,7 @@ from bot.addons.whatsapp.payloads import RedisPayloadStore
 from tests.channel_harness import FakeAgent, serve_channel
 from tests.support.redis import RedisServer, redis_server
 from tests.support.stack import free_port
+from tests.test_ingress import serve_ingress
 from tests.test_webhook_http import text_webhook
 
 
@@ -182,3 +183,38 @@ async def test_the_channel_answers_503_while_redis_restarts_then_reconnects(
         assert (await s.post(text_webhook("wamid.RS3", "depois"))).status == 200
         await s.settle()
         assert [m.text for m in s.agent.messages] == ["antes", "durante", "depois"]
+
+
+async def test_a_relayed_message_moves_from_the_ingress_journal_to_rasas_once(
+    redis_url: str,
+) -> None:
+    ingress, rasa = (RedisDedupStore(redis_url, lease_seconds=5) for _ in range(2))
+    message = inbound("wamid.T1", "oi")
+    assert await ingress.claim(message.wamid, message_record(message))
+    assert await rasa.take_over(message.wamid, message_record(message), ingress.owner)
+    assert (await journal(ingress), list(await journal(rasa))) == ({}, [b"wamid.T1"])
+    assert not await rasa.take_over(message.wamid, message_record(message), ingress.owner)
+    assert not await rasa.take_over(message.wamid, message_record(message), "")  # a plain claim
+    for store in (ingress, rasa):
+        await store.close()
+
+
+async def test_through_the_ingress_on_redis_every_journal_is_empty_once_answered(
+    redis_url: str,
+) -> None:
+    rasa_store = RedisDedupStore(redis_url, lease_seconds=5)
+    ingress_store = RedisDedupStore(redis_url, lease_seconds=5)
+    async with (
+        serve_channel(dedup=rasa_store, lease_seconds=5) as rasa,
+        serve_ingress(rasa.url, dedup=ingress_store) as front,
+    ):
+        for i in range(5):
+            answer = await front.post(text_webhook(f"wamid.RJ{i}", str(i)))
+            assert answer.status == 200
+        assert (await front.post(text_webhook("wamid.RJ0", "0"))).status == 200
+        for _ in range(500):
+            if len(rasa.provider.sent) == 5 and not await journal(rasa_store):
+                break
+            await asyncio.sleep(0.01)
+        assert [m.text for m in rasa.agent.messages] == ["0", "1", "2", "3", "4"]
+        assert await journal(ingress_store) == {} and await journal(rasa_store) == {}

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.addons.whatsapp.channel import SheddingLog
+from bot.addons.whatsapp.intake import ThrottledLog
 from bot.addons.whatsapp.messages import Text
 from bot.addons.whatsapp.security import sign
 from tests.channel_harness import APP_SECRET, SERPRO_TOKEN, VERIFY_TOKEN, FakeAgent, serve_channel
@@ -315,13 +315,14 @@ def test_floods_of_503_log_one_line_per_reason_per_interval(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     now = [100.0]
-    shedding = SheddingLog(interval=10.0, clock=lambda: now[0])
+    shedding = ThrottledLog(interval=10.0, clock=lambda: now[0])
     caplog.set_level(logging.WARNING)
+    refused = "Webhook refused (%d %s)%s"
     for _ in range(5):
-        shedding.warn(503, "queue_full", ": 2 queued")
-    shedding.warn(503, "dedup_unavailable", ": ConnectionError()")
+        shedding.warn("queue_full", refused, 503, "queue_full", ": 2 queued")
+    shedding.warn("dedup_unavailable", refused, 503, "dedup_unavailable", ": ConnectionError()")
     now[0] += 10.5
-    shedding.warn(503, "queue_full", ": 3 queued")
+    shedding.warn("queue_full", refused, 503, "queue_full", ": 3 queued")
     lines = [r.getMessage() for r in caplog.records]
     assert lines == [
         "Webhook refused (503 queue_full): 2 queued",

@@ -8,6 +8,8 @@ Routes, under ``/webhooks/whatsapp/``:
   they are queued — NLU and actions never run on the request path. A full queue, a
   shutdown in progress or an unreachable dedup store answers 503 so the provider
   redelivers later.
+* ``POST /relay``    messages the ingress (``python -m bot.addons.whatsapp.ingress``)
+  acknowledged, signed with the provider's secret; see :mod:`bot.addons.whatsapp.relay`.
 * ``GET  /health``   JSON: provider, queue depth, ok.
 * ``GET  /metrics``  Prometheus text.
 """
@@ -16,11 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import logging
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Sized
+from collections.abc import Awaitable, Callable, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,27 +31,20 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from sanic_cors.core import SANIC_CORS_EVALUATED
 
-from bot.addons.whatsapp import limits
 from bot.addons.whatsapp.config import WhatsAppSettings
-from bot.addons.whatsapp.dedup import DedupStore, Orphan, create_dedup_store, message_record
+from bot.addons.whatsapp.dedup import DedupStore, Orphan, create_dedup_store
 from bot.addons.whatsapp.dispatcher import Dispatcher
-from bot.addons.whatsapp.events import InboundMessage, StatusState, StatusUpdate, WebhookError
+from bot.addons.whatsapp.events import InboundMessage
 from bot.addons.whatsapp.inbound import reply_id, user_text, whatsapp_metadata
-from bot.addons.whatsapp.logsafe import MASK_FILTER, install_log_masking, mask_phone
+from bot.addons.whatsapp.intake import Intake, Reply
+from bot.addons.whatsapp.logsafe import MASK_FILTER, install_log_masking
 from bot.addons.whatsapp.messages import Text
 from bot.addons.whatsapp.metrics import Metrics
 from bot.addons.whatsapp.outbound import ConversionOptions
 from bot.addons.whatsapp.output import TurnProgress, WhatsAppOutput
-from bot.addons.whatsapp.parsing import PayloadError, cloud_values, parse_values, serpro_values
 from bot.addons.whatsapp.payloads import PayloadStore, create_payload_store
 from bot.addons.whatsapp.providers import create_provider
 from bot.addons.whatsapp.providers.base import Provider
-from bot.addons.whatsapp.security import (
-    SIGNATURE_HEADER,
-    bearer_token,
-    signature_matches,
-    token_matches,
-)
 from bot.addons.whatsapp.sender import Sender
 from bot.addons.whatsapp.turns import TurnThread
 
@@ -68,37 +61,40 @@ class Queued:
     already_sent: int = 0  # replies that process had delivered
 
 
-class SheddingLog:
-    """At most one warning per reason per ``interval`` seconds for refusals that come in
-    floods (503: overload, Redis down, shutdown), with the count of those not logged.
+class DispatchSink:
+    """The intake's sink inside ``rasa run``: the per-sender dispatcher of turns."""
 
-    At 10x the sustainable rate the webhook refuses ~200 requests a second; a line for
-    each buried the log and cost the event loop the time it needs to keep shedding.
-    The metric ``whatsapp_webhook_rejected_total`` still counts every one.
-    """
+    def __init__(self) -> None:
+        self.dispatcher: Dispatcher[Queued] | None = None
 
-    def __init__(self, interval: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = interval
-        self._clock = clock
-        self._logged_at: dict[str, float] = {}
-        self._unlogged: Counter[str] = Counter()
+    @property
+    def accepting(self) -> bool:
+        return self.dispatcher is not None and self.dispatcher.accepting
 
-    def warn(self, status: int, reason: str, detail: str) -> None:
-        now = self._clock()
-        logged_at = self._logged_at.get(reason)
-        if logged_at is not None and now - logged_at < self.interval:
-            self._unlogged[reason] += 1
-            return
-        self._logged_at[reason] = now
-        more = self._unlogged.pop(reason, 0)
-        since = f" ({more} more since the last such line)" if more else ""
-        logger.warning("Webhook refused (%d %s)%s%s", status, reason, detail, since)
+    @property
+    def depth(self) -> int:
+        return self.dispatcher.depth if self.dispatcher is not None else 0
+
+    def room(self) -> int:
+        return self.dispatcher.room() if self.dispatcher is not None else 0
+
+    def submit(self, messages: Sequence[InboundMessage], force: bool = False) -> bool:
+        if self.dispatcher is None:
+            return False
+        now = time.monotonic()
+        return self.dispatcher.submit([Queued(m, now) for m in messages], force=force)
 
 
 def _skip_cors(request: Request) -> None:
     """Mark the request's CORS as handled: Meta's and Serpro's calls are server to
     server, and Rasa's CORS middleware cost ~10 % of the event loop's time per webhook."""
     setattr(request.ctx, SANIC_CORS_EVALUATED, "1")
+
+
+def _respond(reply: Reply) -> HTTPResponse:
+    if isinstance(reply.body, str):
+        return response.text(reply.body, status=reply.status)
+    return response.json(reply.body, status=reply.status)
 
 
 def _quiet_access_log(app: Any) -> None:
@@ -135,14 +131,18 @@ class WhatsAppInput(InputChannel):
         self.options = ConversionOptions(
             list_button_label=settings.list_button_label, preview_urls=settings.preview_urls
         )
-        self.dispatcher: Dispatcher[Queued] | None = None
+        self.sink = DispatchSink()
+        self.intake = Intake(settings, self.metrics, self.dedup, self.sink)
         self.turns = TurnThread()
         self._background: set[asyncio.Task[Any]] = set()
         self._lease_task: asyncio.Task[None] | None = None
         self._adopted: list[Orphan] = []
         self._app: Any = None  # the Sanic app: its agent's tracker store tells finished turns
         self._started = False
-        self._shedding = SheddingLog()
+
+    @property
+    def dispatcher(self) -> Dispatcher[Queued] | None:
+        return self.sink.dispatcher
 
     @classmethod
     def name(cls) -> str:
@@ -201,15 +201,6 @@ class WhatsAppInput(InputChannel):
         await self.dedup.close()
         await self.payloads.close()
         self._started = False
-
-    def _reject(self, status: int, reason: str, detail: str = "") -> HTTPResponse:
-        self.metrics.rejected_requests[reason] += 1
-        suffix = f": {detail}" if detail else ""
-        if status == 503:
-            self._shedding.warn(status, reason, suffix)
-        else:
-            logger.warning("Webhook refused (%d %s)%s", status, reason, suffix)
-        return response.json({"error": reason}, status=status)
 
     # --- handling ----------------------------------------------------------------
 
@@ -334,94 +325,11 @@ class WhatsAppInput(InputChannel):
         except Exception as exc:  # never let a read receipt break a turn
             logger.warning("Could not mark %s read: %s", wamid, exc)
 
-    def _record(self, events: list[Any]) -> list[InboundMessage]:
-        """Count every event, log statuses and errors; return the messages."""
-        messages = []
-        for event in events:
-            if isinstance(event, InboundMessage):
-                self.metrics.events_received[f"message_{event.type.value}"] += 1
-                messages.append(event)
-            elif isinstance(event, StatusUpdate):
-                self.metrics.events_received["status"] += 1
-                self.metrics.statuses[event.status.value] += 1
-                if event.status is StatusState.FAILED:
-                    for error in event.errors or ():
-                        self.metrics.failure(error.code)
-                        logger.error(
-                            "Message %s to %s failed: %s %s (%s)",
-                            event.wamid,
-                            mask_phone(event.recipient_id),
-                            error.code,
-                            error.title,
-                            error.details or error.message,
-                        )
-                    if not event.errors:
-                        logger.error(
-                            "Message %s to %s failed", event.wamid, mask_phone(event.recipient_id)
-                        )
-            elif isinstance(event, WebhookError):
-                self.metrics.events_received["error"] += 1
-                self.metrics.failure(event.error.code)
-                logger.error(
-                    "WhatsApp reported error %s %s: %s",
-                    event.error.code,
-                    event.error.title,
-                    event.error.details or event.error.message,
-                )
-        return messages
-
-    async def _accept(self, messages: list[InboundMessage]) -> HTTPResponse | None:
-        """Deduplicate and queue; a response when the batch cannot be accepted."""
-        assert self.dispatcher is not None
-        if not self.dispatcher.has_room(len(messages)):
-            return self._reject(503, "queue_full", f"{self.dispatcher.depth} queued")
-        fresh: list[InboundMessage] = []
-        try:
-            for message in messages:
-                if await self.dedup.claim(message.wamid, self._record_of(message)):
-                    fresh.append(message)
-                else:
-                    self.metrics.duplicates_dropped += 1
-                    logger.info("Duplicate delivery of %s dropped", message.wamid)
-        except Exception as exc:  # the dedup store (Redis) is unreachable
-            await self._release(fresh)
-            return self._reject(503, "dedup_unavailable", repr(exc))
-        now = time.monotonic()
-        if not self.dispatcher.submit([Queued(m, now) for m in fresh]):
-            await self._release(fresh)
-            return self._reject(503, "queue_full", f"{self.dispatcher.depth} queued")
-        return None
-
-    def _record_of(self, message: InboundMessage) -> str:
-        return message_record(message) if self.dedup.journaled else ""
-
-    async def _release(self, messages: list[InboundMessage]) -> None:
-        for message in messages:
-            try:
-                await self.dedup.release(message.wamid)
-            except Exception as exc:
-                logger.warning("Could not release dedup claim of %s: %s", message.wamid, exc)
-
-    def _authenticate(self, request: Request) -> HTTPResponse | None:
-        if self.settings.provider == "cloud":
-            header = request.headers.get(SIGNATURE_HEADER)
-            if not header:
-                return self._reject(401, "signature_missing")
-            if not signature_matches(self.settings.app_secret, request.body, header):
-                return self._reject(403, "signature_invalid")
-            return None
-        token = bearer_token(request.headers.get("Authorization")) or request.args.get("token")
-        if not token:
-            return self._reject(401, "token_missing")
-        if not token_matches(self.settings.serpro_webhook_token, token):
-            return self._reject(403, "token_invalid")
-        return None
-
     # --- routes ------------------------------------------------------------------
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("whatsapp_webhook", __name__)
-        self.dispatcher = Dispatcher(
+        self.sink.dispatcher = Dispatcher(
             self._make_handler(on_new_message),
             key=lambda item: item.message.wa_id,
             max_concurrency=self.settings.max_concurrency,
@@ -480,44 +388,18 @@ class WhatsAppInput(InputChannel):
         @bp.route("/webhook", methods=["GET"])
         async def verify(request: Request) -> HTTPResponse:
             _skip_cors(request)
-            mode = request.args.get("hub.mode")
-            token = request.args.get("hub.verify_token")
-            challenge = request.args.get("hub.challenge", "")
-            if mode == "subscribe" and token_matches(self.settings.verify_token, token):
-                logger.info("Webhook verified by Meta")
-                return response.text(challenge)
-            return self._reject(403, "verification_failed")
+            return _respond(self.intake.verify(request.args))
 
         @bp.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
             _skip_cors(request)
-            body = request.body or b""
-            if len(body) > limits.WEBHOOK_BODY_MAX_BYTES:
-                return self._reject(413, "body_too_large", f"{len(body)} bytes")
-            refused = self._authenticate(request)
-            if refused is not None:
-                return refused
-            if self.dispatcher is None or not self.dispatcher.accepting:
-                return self._reject(503, "shutting_down")
-            try:
-                payload = json.loads(body)
-            except ValueError as exc:
-                return self._reject(400, "invalid_json", str(exc))
-            try:
-                values = list(
-                    cloud_values(payload)
-                    if self.settings.provider == "cloud"
-                    else serpro_values(payload)
-                )
-            except PayloadError as exc:
-                return self._reject(400, "invalid_payload", str(exc))
-            parsed = parse_values(iter(values))
-            for problem in parsed.problems:
-                logger.warning("Webhook item skipped: %s", problem)
-            messages = self._record(parsed.events)
-            refused = await self._accept(messages)
-            if refused is not None:
-                return refused
-            return response.json({"status": "ok", "messages": len(messages)})
+            return _respond(
+                await self.intake.receive(request.body or b"", request.headers, request.args)
+            )
+
+        @bp.route("/relay", methods=["POST"])
+        async def relay(request: Request) -> HTTPResponse:
+            _skip_cors(request)
+            return _respond(await self.intake.receive_relay(request.body or b"", request.headers))
 
         return bp

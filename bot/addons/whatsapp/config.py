@@ -130,6 +130,12 @@ class WhatsAppSettings:
     silence_fallback: str = SILENCE_FALLBACK
     intents: InboundIntents = field(default_factory=InboundIntents)
 
+    @property
+    def relay_secret(self) -> str:
+        """The secret the ingress and ``rasa run`` sign relays with: the one the provider
+        signs webhooks with, which both processes already hold."""
+        return self.app_secret if self.provider == "cloud" else self.serpro_webhook_token
+
     @classmethod
     def from_credentials(
         cls,

@@ -20,7 +20,7 @@ import json
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,25 +36,21 @@ class Orphan:
     already_sent: int  # WhatsApp messages already delivered for this turn
 
 
-def message_record(message: InboundMessage) -> str:
-    """The journal form of a message (JSON), enough to run its turn again."""
-    return json.dumps(
-        {
-            "wamid": message.wamid,
-            "wa_id": message.wa_id,
-            "type": message.type.value,
-            "timestamp": message.timestamp,
-            "phone_number_id": message.phone_number_id,
-            "profile_name": message.profile_name,
-            "data": dict(message.data),
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+def message_fields(message: InboundMessage) -> dict[str, Any]:
+    """A message as plain JSON values, enough to run its turn again (journal, relay)."""
+    return {
+        "wamid": message.wamid,
+        "wa_id": message.wa_id,
+        "type": message.type.value,
+        "timestamp": message.timestamp,
+        "phone_number_id": message.phone_number_id,
+        "profile_name": message.profile_name,
+        "data": dict(message.data),
+    }
 
 
-def message_from_record(record: str | bytes) -> InboundMessage:
-    data = json.loads(record)
+def message_from_fields(data: Mapping[str, Any]) -> InboundMessage:
+    """The inverse of :func:`message_fields`; KeyError or ValueError when it is not one."""
     return InboundMessage(
         wamid=data["wamid"],
         wa_id=data["wa_id"],
@@ -66,13 +62,29 @@ def message_from_record(record: str | bytes) -> InboundMessage:
     )
 
 
+def message_record(message: InboundMessage) -> str:
+    """The journal form of a message (compact JSON)."""
+    return json.dumps(message_fields(message), ensure_ascii=False, separators=(",", ":"))
+
+
+def message_from_record(record: str | bytes) -> InboundMessage:
+    return message_from_fields(json.loads(record))
+
+
 class DedupStore(Protocol):
     """Atomic claim of a key: True for the first caller only, until the TTL expires."""
 
     journaled: bool  # True when acknowledged messages survive this process
+    owner: str  # this process's journal ("" when there is none)
 
     async def claim(self, key: str, record: str = "") -> bool:
         """Claim ``key`` (and journal ``record``); False when it was already claimed."""
+
+    async def take_over(self, key: str, record: str, owner: str) -> bool:
+        """Move ``key`` from the journal of ``owner`` (the ingress that acknowledged it) to
+        this process's; False when that journal no longer holds it (already taken over
+        or adopted), so a relay sent twice runs its turn once. Without a journal of
+        ``owner``, a plain :meth:`claim`."""
 
     async def release(self, key: str) -> None:
         """Forget a claim (its message was refused, so a redelivery must be handled)."""
@@ -101,6 +113,7 @@ class MemoryDedupStore:
     """
 
     journaled = False
+    owner = ""
 
     def __init__(
         self,
@@ -125,6 +138,9 @@ class MemoryDedupStore:
         while len(self._expiry) > self._max:
             self._expiry.popitem(last=False)
         return True
+
+    async def take_over(self, key: str, record: str, owner: str) -> bool:
+        return await self.claim(key, record)
 
     async def release(self, key: str) -> None:
         self._expiry.pop(key, None)
@@ -162,6 +178,16 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
     redis.call('HSET', KEYS[2], ARGV[4], ARGV[3])
     redis.call('SET', KEYS[3], '1', 'EX', ARGV[5])
   end
+  return 1
+end
+return 0
+"""
+
+# Take a relayed message over from the ingress's journal into this process's, once.
+_TAKE_OVER = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('SET', KEYS[3], '1', 'EX', ARGV[3])
   return 1
 end
 return 0
@@ -207,11 +233,18 @@ class RedisDedupStore:
         self._alive = f"{prefix}alive:{self.owner}"
         self._claim = self._redis.register_script(_CLAIM)
         self._adopt = self._redis.register_script(_ADOPT)
+        self._take_over = self._redis.register_script(_TAKE_OVER)
 
     async def claim(self, key: str, record: str = "") -> bool:
         keys = [self._prefix + "dedup:" + key, self._journal, self._alive]
         args = [self.owner, self._ttl, record, key, self._lease]
         return bool(await self._claim(keys=keys, args=args))
+
+    async def take_over(self, key: str, record: str, owner: str) -> bool:
+        if not owner:
+            return await self.claim(key, record)
+        keys = [f"{self._prefix}journal:{owner}", self._journal, self._alive]
+        return bool(await self._take_over(keys=keys, args=[key, record, self._lease]))
 
     async def release(self, key: str) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:

@@ -56,13 +56,18 @@ class Dispatcher(Generic[T]):
         return self._accepting
 
     def has_room(self, count: int) -> bool:
-        return self._accepting and self._depth + count <= self._queue_size
+        return self.room() >= count
 
-    def submit(self, items: Sequence[T]) -> bool:
-        """Queue every item, or none: False when stopping or when they do not all fit."""
+    def room(self) -> int:
+        """How many more items fit now (0 once stopping)."""
+        return max(0, self._queue_size - self._depth) if self._accepting else 0
+
+    def submit(self, items: Sequence[T], force: bool = False) -> bool:
+        """Queue every item, or none: False when stopping or when they do not all fit.
+        ``force`` queues them over the size bound (still never once stopping)."""
         if not items:
             return True
-        if not self.has_room(len(items)):
+        if not self._accepting or (not force and not self.has_room(len(items))):
             return False
         for item in items:
             sender = self._key(item)

@@ -7,6 +7,10 @@ import hmac
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 SIGNATURE_PREFIX = "sha256="
+RELAY_SIGNATURE_HEADER = "X-Relay-Signature"
+# Relay signatures are HMACs of this prefix + the body, so neither kind of signature can
+# pass for the other although both use the provider's secret.
+_RELAY_DOMAIN = b"whatsapp-relay\n"
 
 
 def sign(app_secret: str, raw_body: bytes) -> str:
@@ -22,6 +26,17 @@ def signature_matches(app_secret: str, raw_body: bytes, header_value: str) -> bo
     """
     expected = sign(app_secret, raw_body)
     return hmac.compare_digest(expected.encode("ascii"), header_value.strip().encode("utf-8"))
+
+
+def relay_signature(secret: str, raw_body: bytes) -> str:
+    """The ``X-Relay-Signature`` the ingress puts on what it relays to ``rasa run``."""
+    return sign(secret, _RELAY_DOMAIN + raw_body)
+
+
+def relay_signature_matches(secret: str, raw_body: bytes, header_value: str | None) -> bool:
+    if not secret or not header_value:
+        return False
+    return signature_matches(secret, _RELAY_DOMAIN + raw_body, header_value)
 
 
 def token_matches(expected: str, given: str | None) -> bool:

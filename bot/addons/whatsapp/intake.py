@@ -1,0 +1,310 @@
+"""The webhook's request path, framework-free: shared by the channel inside ``rasa run``
+(Sanic) and by the ingress process in front of it (aiohttp).
+
+``Intake.receive`` takes a provider's webhook: size check ▸ authentication (Meta's HMAC of
+the raw body, or Serpro's token) ▸ JSON ▸ every ``entry[].changes[].value`` ▸ statuses and
+errors counted and logged ▸ messages deduplicated by ``wamid`` ▸ handed to a :class:`Sink`
+(the per-sender dispatcher in ``rasa run``, the relay in the ingress). It answers 200 as
+soon as the sink holds them, 503 when it cannot (full, stopping, Redis unreachable) so the
+provider redelivers later.
+
+``Intake.receive_relay`` is the other end of the ingress: messages it acknowledged,
+signed with the provider's secret, taken over from its journal and dispatched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bot.addons.whatsapp import limits
+from bot.addons.whatsapp.config import WhatsAppSettings
+from bot.addons.whatsapp.dedup import DedupStore, message_fields, message_from_fields
+from bot.addons.whatsapp.events import InboundMessage, StatusState, StatusUpdate, WebhookError
+from bot.addons.whatsapp.logsafe import mask_phone
+from bot.addons.whatsapp.metrics import Metrics
+from bot.addons.whatsapp.parsing import PayloadError, cloud_values, parse_values, serpro_values
+from bot.addons.whatsapp.security import (
+    RELAY_SIGNATURE_HEADER,
+    SIGNATURE_HEADER,
+    bearer_token,
+    relay_signature_matches,
+    signature_matches,
+    token_matches,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What to answer: a JSON object, or plain text (the verification challenge)."""
+
+    status: int
+    body: dict[str, Any] | str
+
+
+class Lookup(Protocol):
+    """Headers or query arguments, as Sanic and aiohttp both give them."""
+
+    def get(self, key: str, /) -> Any: ...
+
+
+class Sink(Protocol):
+    """Where accepted messages go; it must hold them once ``submit`` returns True."""
+
+    @property
+    def accepting(self) -> bool:
+        """False once shutdown began."""
+
+    @property
+    def depth(self) -> int:
+        """Messages held and not yet finished (for logs and /health)."""
+
+    def room(self) -> int:
+        """How many more messages fit now (0 when not accepting)."""
+
+    def submit(self, messages: Sequence[InboundMessage], force: bool = False) -> bool:
+        """Take every message, in order, or none (False); ``force`` takes them even over
+        the size bound (for messages whose room was counted before)."""
+
+
+class ThrottledLog:
+    """At most one warning per key per ``interval`` seconds for events that come in
+    floods, with the count of those not logged.
+
+    At 10x the sustainable rate the webhook refuses ~200 requests a second (503: overload,
+    Redis down, shutdown); a line for each buried the log and cost the event loop the
+    time it needs to keep shedding. The metrics still count every one.
+    """
+
+    def __init__(
+        self,
+        interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        log: logging.Logger = logger,
+    ) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._log = log
+        self._logged_at: dict[str, float] = {}
+        self._unlogged: Counter[str] = Counter()
+
+    def warn(self, key: str, message: str, *args: Any) -> None:
+        now = self._clock()
+        logged_at = self._logged_at.get(key)
+        if logged_at is not None and now - logged_at < self.interval:
+            self._unlogged[key] += 1
+            return
+        self._logged_at[key] = now
+        more = self._unlogged.pop(key, 0)
+        if more:
+            message += " (%d more since the last such line)"
+            args = (*args, more)
+        self._log.warning(message, *args)
+
+
+class Intake:
+    """Authenticates, parses, deduplicates and hands messages to ``sink``."""
+
+    def __init__(
+        self,
+        settings: WhatsAppSettings,
+        metrics: Metrics,
+        dedup: DedupStore,
+        sink: Sink,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.dedup = dedup
+        self.sink = sink
+        self.shedding = ThrottledLog()
+
+    def reject(self, status: int, reason: str, detail: str = "") -> Reply:
+        self.metrics.rejected_requests[reason] += 1
+        suffix = f": {detail}" if detail else ""
+        if status == 503:
+            self.shedding.warn(reason, "Webhook refused (%d %s)%s", status, reason, suffix)
+        else:
+            logger.warning("Webhook refused (%d %s)%s", status, reason, suffix)
+        return Reply(status, {"error": reason})
+
+    # --- GET /webhook: Meta's subscription handshake -------------------------------
+
+    def verify(self, args: Lookup) -> Reply:
+        mode = args.get("hub.mode")
+        token = args.get("hub.verify_token")
+        if mode == "subscribe" and token_matches(self.settings.verify_token, token):
+            logger.info("Webhook verified by Meta")
+            return Reply(200, args.get("hub.challenge") or "")
+        return self.reject(403, "verification_failed")
+
+    # --- POST /webhook: the provider's events --------------------------------------
+
+    async def receive(self, body: bytes, headers: Lookup, args: Lookup) -> Reply:
+        if len(body) > limits.WEBHOOK_BODY_MAX_BYTES:
+            return self.reject(413, "body_too_large", f"{len(body)} bytes")
+        refused = self._authenticate(body, headers, args)
+        if refused is not None:
+            return refused
+        if not self.sink.accepting:
+            return self.reject(503, "shutting_down")
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:
+            return self.reject(400, "invalid_json", str(exc))
+        try:
+            values = list(
+                cloud_values(payload)
+                if self.settings.provider == "cloud"
+                else serpro_values(payload)
+            )
+        except PayloadError as exc:
+            return self.reject(400, "invalid_payload", str(exc))
+        parsed = parse_values(iter(values))
+        for problem in parsed.problems:
+            logger.warning("Webhook item skipped: %s", problem)
+        messages = self._record(parsed.events)
+        refused = await self._accept(messages)
+        if refused is not None:
+            return refused
+        return Reply(200, {"status": "ok", "messages": len(messages)})
+
+    def _authenticate(self, body: bytes, headers: Lookup, args: Lookup) -> Reply | None:
+        if self.settings.provider == "cloud":
+            header = headers.get(SIGNATURE_HEADER)
+            if not header:
+                return self.reject(401, "signature_missing")
+            if not signature_matches(self.settings.app_secret, body, header):
+                return self.reject(403, "signature_invalid")
+            return None
+        token = bearer_token(headers.get("Authorization")) or args.get("token")
+        if not token:
+            return self.reject(401, "token_missing")
+        if not token_matches(self.settings.serpro_webhook_token, token):
+            return self.reject(403, "token_invalid")
+        return None
+
+    def _record(self, events: list[Any]) -> list[InboundMessage]:
+        """Count every event, log statuses and errors; return the messages."""
+        messages = []
+        for event in events:
+            if isinstance(event, InboundMessage):
+                self.metrics.events_received[f"message_{event.type.value}"] += 1
+                messages.append(event)
+            elif isinstance(event, StatusUpdate):
+                self.metrics.events_received["status"] += 1
+                self.metrics.statuses[event.status.value] += 1
+                if event.status is StatusState.FAILED:
+                    for error in event.errors or ():
+                        self.metrics.failure(error.code)
+                        logger.error(
+                            "Message %s to %s failed: %s %s (%s)",
+                            event.wamid,
+                            mask_phone(event.recipient_id),
+                            error.code,
+                            error.title,
+                            error.details or error.message,
+                        )
+                    if not event.errors:
+                        logger.error(
+                            "Message %s to %s failed", event.wamid, mask_phone(event.recipient_id)
+                        )
+            elif isinstance(event, WebhookError):
+                self.metrics.events_received["error"] += 1
+                self.metrics.failure(event.error.code)
+                logger.error(
+                    "WhatsApp reported error %s %s: %s",
+                    event.error.code,
+                    event.error.title,
+                    event.error.details or event.error.message,
+                )
+        return messages
+
+    async def _accept(self, messages: list[InboundMessage]) -> Reply | None:
+        """Deduplicate and hand over; a reply when the batch cannot be accepted."""
+        if self.sink.room() < len(messages):
+            return self.reject(503, "queue_full", f"{self.sink.depth} queued")
+        fresh: list[InboundMessage] = []
+        try:
+            for message in messages:
+                record = self._record_of(message)
+                if await self.dedup.claim(message.wamid, record):
+                    fresh.append(message)
+                else:
+                    self.metrics.duplicates_dropped += 1
+                    logger.info("Duplicate delivery of %s dropped", message.wamid)
+        except Exception as exc:  # the dedup store (Redis) is unreachable
+            await self._release(fresh)
+            return self.reject(503, "dedup_unavailable", repr(exc))
+        if not self.sink.submit(fresh):
+            await self._release(fresh)
+            return self.reject(503, "queue_full", f"{self.sink.depth} queued")
+        return None
+
+    def _record_of(self, message: InboundMessage) -> str:
+        if not self.dedup.journaled:
+            return ""
+        return json.dumps(message_fields(message), ensure_ascii=False, separators=(",", ":"))
+
+    async def _release(self, messages: list[InboundMessage]) -> None:
+        for message in messages:
+            try:
+                await self.dedup.release(message.wamid)
+            except Exception as exc:
+                logger.warning("Could not release dedup claim of %s: %s", message.wamid, exc)
+
+    # --- POST /relay: messages the ingress acknowledged ------------------------------
+
+    async def receive_relay(self, body: bytes, headers: Lookup) -> Reply:
+        """Take over a prefix of the relayed messages, as many as fit, in order.
+
+        Answers ``{"accepted": n}``: the first ``n`` are now this process's (or were
+        already taken, when the relay is a retry); the ingress sends the rest again.
+        """
+        if not relay_signature_matches(
+            self.settings.relay_secret, body, headers.get(RELAY_SIGNATURE_HEADER)
+        ):
+            return self.reject(403, "relay_signature_invalid")
+        try:
+            payload = json.loads(body)
+            owner = str(payload.get("owner") or "")
+            messages = [message_from_fields(item) for item in payload["messages"]]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            return self.reject(400, "invalid_relay", repr(exc))
+        room = self.sink.room()
+        if messages and room == 0:
+            reason = "queue_full" if self.sink.accepting else "shutting_down"
+            return self.reject(503, reason, f"{self.sink.depth} queued")
+        taken = messages[:room]
+        fresh: list[InboundMessage] = []
+        accepted = 0
+        try:
+            for message in taken:
+                if await self.dedup.take_over(message.wamid, self._record_of(message), owner):
+                    fresh.append(message)
+                else:
+                    self.metrics.duplicates_dropped += 1
+                    logger.info("Relayed message %s was already taken over", message.wamid)
+                accepted += 1
+        except Exception as exc:  # Redis unreachable: keep what was taken, refuse the rest
+            if not accepted:
+                return self.reject(503, "dedup_unavailable", repr(exc))
+            logger.warning("Relay cut short after %d message(s): %r", accepted, exc)
+        # Forced: room was counted before the first await, and what this process took
+        # over from the ingress's journal must run here even if an adopted turn came
+        # in meanwhile.
+        if not self.sink.submit(fresh, force=True):  # shutdown began meanwhile
+            if not self.dedup.journaled:
+                await self._release(fresh)
+                return self.reject(503, "shutting_down")
+            logger.warning(
+                "Shutdown began: %d relayed message(s) left in the journal for another process",
+                len(fresh),
+            )
+        return Reply(200, {"status": "ok", "accepted": accepted})
