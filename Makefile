@@ -32,7 +32,7 @@ $(MODEL): $(VENV)/.installed $(TRAINING_FILES)
 
 train: $(MODEL) ## Train the model (skipped when data and config are unchanged)
 
-run: install train ## Start everything the bot needs (simulator, knowledge, actions, Rasa); Ctrl-C stops all
+run: install train ## Start everything the bot needs (simulator, knowledge, actions, Rasa, webhook ingress); Ctrl-C stops all
 	$(PY) -m scripts.devstack
 
 validate: install ## Check domain, data and stories (rasa data validate --fail-on-warnings)

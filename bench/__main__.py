@@ -3,8 +3,10 @@ taken in the same run (so the ratios hold on a noisy machine).
 
 Starts the load generator (a separate process that is both Meta's webhook sender and a
 fake Graph API), ``rasa run`` with the trained model and both the WhatsApp and Rasa's REST
-channel, then — for scale-out — a real redis-server, two ``rasa run`` processes on it and
-a round-robin proxy. Writes ``results.json`` and ``results.md`` to ``--out``.
+channel, the webhook ingress in front of it (the deployment docker-compose.yml runs; with
+``--direct`` webhooks go straight to ``rasa run``), then — for scale-out — a real
+redis-server, two such pairs on it and a round-robin proxy. Writes ``results.json`` and
+``results.md`` to ``--out``.
 
 ``python -m bench --smoke`` runs every stage but scale-out for about ten seconds of load
 (the test suite does this); the numbers are then only a sanity check.
@@ -21,6 +23,7 @@ import secrets
 import sys
 import time
 import urllib.request
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,7 @@ from tests.support.stack import (
     VENV_BIN,
     Proc,
     free_port,
+    start_ingress,
     start_process,
     start_rasa,
     wait_ready,
@@ -81,8 +85,8 @@ def call(loadgen: Proc, spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def metric(rasa: Proc, name: str) -> int:
-    with urllib.request.urlopen(f"{rasa.url}/webhooks/whatsapp/metrics", timeout=10) as answer:
+def metric(proc: Proc, name: str) -> int:
+    with urllib.request.urlopen(f"{proc.url}/webhooks/whatsapp/metrics", timeout=10) as answer:
         text = answer.read().decode()
     match = re.search(rf"^{name} (\d+)$", text, re.MULTILINE)
     return int(match.group(1)) if match else 0
@@ -122,23 +126,45 @@ def bench_credentials(out: Path) -> Path:
     return path
 
 
+def rasa_env(env: dict[str, str], direct: bool) -> dict[str, str]:
+    """Behind the ingress, ``rasa run`` runs turns on its own loop (WPP_TURN_THREAD=false,
+    as docker-compose.yml sets it) unless this run's environment says otherwise."""
+    if direct:
+        return env
+    return {"WPP_TURN_THREAD": os.environ.get("WPP_TURN_THREAD", "false"), **env}
+
+
+def fronted(rasa: Proc, env: dict[str, str], direct: bool, name: str) -> Any:
+    """What Meta calls: the ingress relaying to ``rasa``, or ``rasa`` itself (--direct)."""
+    if direct:
+        return nullcontext(rasa)
+    return start_ingress(free_port(), rasa.url, env, name=name)
+
+
 def single_process(
-    plan: Plan, loadgen: Proc, env: dict[str, str], out: Path, model: Path
+    plan: Plan, loadgen: Proc, env: dict[str, str], out: Path, model: Path, direct: bool = False
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    with start_rasa(
-        free_port(), env, credentials=bench_credentials(out), model=model, name="bench-rasa"
-    ) as rasa:
-        target = rasa.url
+    with (
+        start_rasa(
+            free_port(),
+            rasa_env(env, direct),
+            credentials=bench_credentials(out),
+            model=model,
+            name="bench-rasa",
+        ) as rasa,
+        fronted(rasa, env, direct, "bench-ingress") as front,
+    ):
 
         def closed(
             channel: str, messages: int, users: int = plan.users, raw: bool = False
         ) -> dict[str, Any]:
+            target = rasa.url if channel == "rest" else front.url
             spec = {"scenario": "closed", "target": target, "channel": channel, "text": TEXT}
             return call(loadgen, {**spec, "users": users, "messages": messages, "raw": raw})
 
         def burst(rate: float, count: int) -> dict[str, Any]:
-            spec = {"scenario": "open", "target": target, "text": TEXT, "answer_timeout": 900}
+            spec = {"scenario": "open", "target": front.url, "text": TEXT, "answer_timeout": 900}
             return call(loadgen, {**spec, "rate": rate, "count": count})
 
         print("warm-up", flush=True)
@@ -146,6 +172,7 @@ def single_process(
         closed("rest", plan.warmup)
         closed("whatsapp", 100 - 2 * plan.warmup)
         rss_100 = memory_kib(rasa.popen.pid, "VmRSS")
+        front_rss_100 = memory_kib(front.popen.pid, "VmRSS")
 
         print("end-to-end: WhatsApp channel vs Rasa's REST channel, alternating", flush=True)
         runs: dict[str, list[dict[str, Any]]] = {"whatsapp": [], "rest": []}
@@ -213,14 +240,21 @@ def single_process(
             "rss_after_100_mib": round(rss_100 / 1024, 1),
             "peak_rss_mib": round(peak / 1024, 1),
             "ratio": round(peak / rss_100, 3),
-            "dedup_entries": metric(rasa, "whatsapp_dedup_entries"),
+            "dedup_entries": max(
+                metric(rasa, "whatsapp_dedup_entries"), metric(front, "whatsapp_dedup_entries")
+            ),
             "dedup_max_entries": int(env["WPP_DEDUP_MAX_ENTRIES"]),
         }
+        if not direct:
+            front_peak = memory_kib(front.popen.pid, "VmHWM")
+            results["memory"]["ingress_rss_after_100_mib"] = round(front_rss_100 / 1024, 1)
+            results["memory"]["ingress_peak_rss_mib"] = round(front_peak / 1024, 1)
+            results["memory"]["ingress_ratio"] = round(front_peak / front_rss_100, 3)
     return results
 
 
 def scale_out(
-    plan: Plan, loadgen: Proc, env: dict[str, str], out: Path, model: Path
+    plan: Plan, loadgen: Proc, env: dict[str, str], out: Path, model: Path, direct: bool = False
 ) -> dict[str, Any]:
     with redis_server() as redis:
         endpoints = write_redis_endpoints(out / "endpoints.redis.yml", redis.url, None)
@@ -228,7 +262,7 @@ def scale_out(
         rasas = [
             start_rasa(
                 free_port(),
-                redis_env,
+                rasa_env(redis_env, direct),
                 credentials=ROOT / "credentials.yml",
                 endpoints=endpoints,
                 model=model,
@@ -237,12 +271,16 @@ def scale_out(
             )
             for i in range(2)
         ]
+        fronts: list[Proc] = []
         try:
-            for rasa in rasas:
+            for index, rasa in enumerate(rasas):
                 wait_ready(rasa)
+                if not direct:
+                    name = f"bench-ingress-redis-{index}"
+                    fronts.append(start_ingress(free_port(), rasa.url, redis_env, name=name))
             result: dict[str, Any] = {}
             for count in (1, 2):
-                upstreams = [r.url for r in rasas[:count]]
+                upstreams = [r.url for r in (fronts or rasas)[:count]]
                 with InThread(lambda u=upstreams: running_proxy(u)) as proxy:  # type: ignore[misc]
                     spec: dict[str, Any] = {"scenario": "closed", "channel": "whatsapp"}
                     spec.update({"target": proxy.url, "text": TEXT, "users": 16})
@@ -256,8 +294,8 @@ def scale_out(
             )
             return result
         finally:
-            for rasa in rasas:
-                rasa.stop()
+            for proc in (*fronts, *rasas):
+                proc.stop()
 
 
 def conversion(path: Path) -> dict[str, Any]:
@@ -324,7 +362,13 @@ def markdown(results: dict[str, Any]) -> str:
     )
     lines = [
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; "
-        f"Python {m['python']}, Rasa {m['rasa']}. Plan: {results['plan']}. Channel settings: "
+        f"Python {m['python']}, Rasa {m['rasa']}. Plan: {results['plan']}. Webhooks: "
+        + (
+            "straight to `rasa run` (--direct)"
+            if results.get("direct")
+            else "the ingress, relaying to `rasa run`"
+        )
+        + ". Channel settings: "
         + (", ".join(f"{k}={v}" for k, v in results.get("settings", {}).items()) or "defaults")
         + ".",
         "",
@@ -357,7 +401,13 @@ def markdown(results: dict[str, Any]) -> str:
     lines += [
         f"| Memory: peak RSS after {mem['messages']} messages | {mem['peak_rss_mib']} MiB |"
         f" after 100: {mem['rss_after_100_mib']} MiB | **{mem['ratio']}**; dedup"
-        f" {mem['dedup_entries']}/{mem['dedup_max_entries']} ids | < 1.2, bounded |",
+        f" {mem['dedup_entries']}/{mem['dedup_max_entries']} ids"
+        + (
+            f"; ingress {mem['ingress_peak_rss_mib']} MiB ({mem['ingress_ratio']})"
+            if "ingress_peak_rss_mib" in mem
+            else ""
+        )
+        + " | < 1.2, bounded |",
         f"| Overload: {ov['rate_per_s']}/s (10× {ov['sustainable_per_s']}/s) for"
         f" {ov['send_seconds']} s | {ov['statuses']}, {ov['timeouts']} timeouts |"
         f" {ov['accepted']} acknowledged | {ov['unanswered']} unanswered after"
@@ -375,6 +425,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--conversion-json", type=Path, default=None)
     parser.add_argument("--model", type=Path, default=MODEL)
+    parser.add_argument(
+        "--direct", action="store_true", help="webhooks straight to rasa run, no ingress"
+    )
     args = parser.parse_args()
     plan = SMOKE if args.smoke else FULL
     out: Path = args.out
@@ -402,12 +455,13 @@ def main() -> int:
         results: dict[str, Any] = {
             "machine": machine(),
             "plan": "smoke" if args.smoke else "full",
+            "direct": args.direct,
             "settings": tuning(),
         }
-        results.update(single_process(plan, loadgen, env, out, args.model))
+        results.update(single_process(plan, loadgen, env, out, args.model, args.direct))
         if plan.scale_messages:
             print("scale-out: 1 then 2 rasa processes on Redis behind a proxy", flush=True)
-            results["scale_out"] = scale_out(plan, loadgen, env, out, args.model)
+            results["scale_out"] = scale_out(plan, loadgen, env, out, args.model, args.direct)
     results["conversion"] = conversion(args.conversion_json or out / "conversion.json")
     results["checks"] = check(results)
     results["seconds"] = round(time.monotonic() - started, 1)

@@ -1,7 +1,9 @@
 """`make run`: start every process the bot needs, in the foreground, and stop them together.
 
 Processes: the embedded knowledge service, the action server, the WhatsApp simulator
-(unless real credentials are configured) and ``rasa run`` with the WhatsApp channel.
+(unless real credentials are configured), ``rasa run`` with the WhatsApp channel and the
+webhook ingress in front of it (``WEBHOOK_PORT``, 5006: the URL Meta or the simulator
+calls), as in production.
 Ctrl-C (or SIGTERM) stops them all, children included; if one of them dies, the others
 are stopped too, so nothing is left running.
 
@@ -143,6 +145,8 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
     action_port = env.get("ACTION_PORT", "5055")
     knowledge_port = env.get("KNOWLEDGE_PORT", "5057")
     simulator_port = env.get("SIMULATOR_PORT", "5100")
+    webhook_port = env.get("WEBHOOK_PORT", "5006")
+    webhook_url = f"http://localhost:{webhook_port}/webhooks/whatsapp/webhook"
     py = str(BIN / "python")
 
     env.setdefault("KNOWLEDGE_API_URL", f"http://localhost:{knowledge_port}/ask")
@@ -163,7 +167,7 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
     if uses_real_whatsapp(env):
         where = (
             f"Serving real WhatsApp ({env.get('WPP_PROVIDER', 'cloud')}): webhook at "
-            f"http://localhost:{rasa_port}/webhooks/whatsapp/webhook (expose it over HTTPS)."
+            f"{webhook_url} (expose it over HTTPS)."
         )
     else:
         env.update(dev_secrets())
@@ -180,7 +184,7 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
                     "--port",
                     simulator_port,
                     "--webhook-url",
-                    f"http://localhost:{rasa_port}/webhooks/whatsapp/webhook",
+                    webhook_url,
                 ],
                 f"http://localhost:{simulator_port}/health",
                 env,
@@ -211,6 +215,25 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
                 endpoints,
             ],
             f"http://localhost:{rasa_port}/",
+            # The ingress answers the webhooks: turns run on rasa run's own loop.
+            {"WPP_TURN_THREAD": "false", **env},
+        )
+    )
+    services.append(
+        Service(
+            "webhook",
+            [
+                py,
+                "-m",
+                "bot.addons.whatsapp.ingress",
+                "--port",
+                webhook_port,
+                "--rasa-url",
+                f"http://localhost:{rasa_port}",
+                "--credentials",
+                credentials,
+            ],
+            f"http://localhost:{webhook_port}/webhooks/whatsapp/health",
             env,
         )
     )

@@ -18,7 +18,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=int(env.get("SIMULATOR_PORT", "5100")))
     parser.add_argument(
         "--webhook-url",
-        default=env.get("SIMULATOR_WEBHOOK_URL", "http://localhost:5005/webhooks/whatsapp/webhook"),
+        default=env.get("SIMULATOR_WEBHOOK_URL", "http://localhost:5006/webhooks/whatsapp/webhook"),
     )
     parser.add_argument("--app-secret", default=env.get("WPP_APP_SECRET", ""))
     parser.add_argument("--access-token", default=env.get("WPP_AUTHORIZATION_TOKEN", ""))

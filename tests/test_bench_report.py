@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bench.__main__ import markdown, tuning
+from bench.__main__ import markdown, rasa_env, tuning
 from tests.support.stack import ROOT
 
 
@@ -28,3 +28,22 @@ def test_the_table_header_shows_the_settings(settings: dict[str, str], shown: st
     results = json.loads((ROOT / "bench" / "results" / "results.json").read_text("utf-8"))
     header = markdown({**results, "settings": settings}).splitlines()[0]
     assert header.endswith(shown)
+
+
+@pytest.mark.parametrize(
+    ("direct", "shown"),
+    [(False, "Webhooks: the ingress, relaying to `rasa run`."), (True, "straight to `rasa run`")],
+)
+def test_the_table_header_names_what_received_the_webhooks(direct: bool, shown: str) -> None:
+    results = json.loads((ROOT / "bench" / "results" / "results.json").read_text("utf-8"))
+    assert shown in markdown({**results, "direct": direct}).splitlines()[0]
+
+
+def test_behind_the_ingress_rasa_runs_turns_in_place_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("WPP_TURN_THREAD", raising=False)
+    assert rasa_env({"A": "1"}, direct=False) == {"WPP_TURN_THREAD": "false", "A": "1"}
+    assert rasa_env({"A": "1"}, direct=True) == {"A": "1"}
+    monkeypatch.setenv("WPP_TURN_THREAD", "true")
+    assert rasa_env({"A": "1"}, direct=False)["WPP_TURN_THREAD"] == "true"

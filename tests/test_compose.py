@@ -70,7 +70,7 @@ def test_depends_on_names_existing_services_with_health_conditions() -> None:
 
 def test_rasa_replicas_publish_no_fixed_host_port() -> None:
     # `--scale rasa=N` fails if each replica binds the same host port; only the proxy does.
-    assert "ports" not in SERVICES["rasa"]
+    assert "ports" not in SERVICES["rasa"] and "ports" not in SERVICES["webhook"]
     assert SERVICES["proxy"]["ports"] == ["${PUBLIC_PORT:-8080}:8080"]
     nginx = (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
     assert "http://rasa:5005" in nginx
@@ -79,7 +79,7 @@ def test_rasa_replicas_publish_no_fixed_host_port() -> None:
 def test_mounted_paths_exist_in_the_repository() -> None:
     for name, service in SERVICES.items():
         for volume in service.get("volumes", []):
-            source = volume.split(":")[0]
+            source = VAR_REF.sub(lambda m: (m.group(2) or "")[2:], volume).split(":")[0]
             if source.startswith("./") and source != "./models":  # models/ is made by make train
                 assert (ROOT / source).exists(), f"{name} mounts missing {source}"
 
@@ -111,3 +111,43 @@ def test_rasa_uses_redis_lock_and_tracker_stores() -> None:
     assert "./deploy/endpoints.docker.yml:/app/endpoints.yml:ro" in mounted
     assert any(v.startswith("./bot:") for v in mounted)  # where the lock store class lives
     assert int(SERVICES["rasa"]["environment"]["TICKET_LOCK_LIFETIME"]) >= 30
+
+
+def nginx_servers() -> dict[str, str]:
+    """nginx.conf's server blocks by the port they listen on."""
+    text = (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
+    blocks = re.split(r"^server \{", text, flags=re.M)[1:]
+    return {re.search(r"listen (\d+);", b).group(1): b for b in blocks}  # type: ignore[union-attr]
+
+
+def test_meta_reaches_the_ingress_which_relays_to_rasa_through_the_proxy() -> None:
+    webhook = SERVICES["webhook"]
+    assert webhook["entrypoint"] == ["python", "-m", "bot.addons.whatsapp.ingress"]
+    command = webhook["command"]
+    option = {command[i]: command[i + 1] for i in range(0, len(command), 2)}
+    port = option["--port"]
+    assert webhook["expose"] == [port]
+    assert f"localhost:{port}/webhooks/whatsapp/health" in " ".join(webhook["healthcheck"]["test"])
+    assert option["--rasa-url"] == "http://proxy:8081"
+    credentials = option["--credentials"]
+    for service in (webhook, SERVICES["rasa"]):
+        mounts = [VAR_REF.sub("", v).split(":") for v in service["volumes"]]
+        assert any(target == credentials for _, target, *_ in mounts)
+    assert "8081" in SERVICES["proxy"]["expose"] and "webhook" in SERVICES["proxy"]["depends_on"]
+    servers = nginx_servers()
+    public, internal = servers["8080"], servers["8081"]
+    assert f"set $webhook_upstream http://webhook:{port};" in public
+    assert re.search(r"location /webhooks/whatsapp/ \{\s*proxy_pass \$webhook_upstream;", public)
+    assert re.search(r"location /webhooks/whatsapp/relay \{\s*return 404;", public)
+    assert "set $rasa_upstream http://rasa:5005;" in internal
+    assert re.search(
+        r"location /webhooks/whatsapp/relay \{\s*proxy_pass \$rasa_upstream;", internal
+    )
+
+
+def test_rasa_behind_the_ingress_runs_turns_without_the_thread() -> None:
+    assert SERVICES["rasa"]["environment"]["WPP_TURN_THREAD"] == "false"
+    assert (
+        SERVICES["webhook"]["environment"]["REDIS_URL"]
+        == SERVICES["rasa"]["environment"]["REDIS_URL"]
+    )

@@ -69,3 +69,21 @@ def test_make_run_puts_rasa_on_redis_when_redis_url_is_set(
     services, _ = devstack.build_services({})
     rasa = next(s for s in services if s.name == "rasa")
     assert rasa.argv[rasa.argv.index("--endpoints") + 1] == "endpoints.yml"
+
+
+def test_make_run_puts_the_ingress_in_front_of_rasa(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(devstack, "dev_secrets", lambda: {"WPP_APP_SECRET": "dev"})
+    services, _ = devstack.build_services({"WEBHOOK_PORT": "5999", "RASA_PORT": "5998"})
+    by_name = {s.name: s for s in services}
+    webhook, rasa, simulator = by_name["webhook"], by_name["rasa"], by_name["simulator"]
+    assert webhook.argv[2:] == [
+        "bot.addons.whatsapp.ingress",
+        "--port",
+        "5999",
+        "--rasa-url",
+        "http://localhost:5998",
+        "--credentials",
+        "credentials.yml",
+    ]
+    assert "http://localhost:5999/webhooks/whatsapp/webhook" in simulator.argv
+    assert rasa.env["WPP_TURN_THREAD"] == "false"

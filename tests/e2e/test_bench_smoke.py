@@ -44,3 +44,5 @@ def test_the_benchmark_smoke_run_completes_and_loses_nothing(
     assert memory["messages"] >= 300
     assert 0 < memory["dedup_entries"] <= memory["dedup_max_entries"]
     assert results["checks"]["dedup store bounded"]
+    assert results["direct"] is False  # measured through the ingress, as deployed
+    assert 0 < memory["ingress_peak_rss_mib"] < memory["peak_rss_mib"]

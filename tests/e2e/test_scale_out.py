@@ -3,8 +3,9 @@
 Rasa's RedisLockStore and Redis tracker store (written from REDIS_URL by
 scripts/endpoints.py) and the channel's Redis dedup store and journal are what is tested:
 one conversation spread over both processes, the same webhook to both at once, Redis
-restarting, and one process SIGKILLed in the middle of a burst. The kill test runs last
-in this module (it leaves one process).
+restarting, and one process SIGKILLed in the middle of a burst. The webhook ingress in
+front of them: relaying through the proxy, and SIGKILLed before it could relay. The kill
+test of a rasa process runs last in this module (it leaves one process).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from tests.e2e.test_cloud_e2e import text_webhook
 from tests.fakes.graph import FakeGraph, running_graph
 from tests.support.proxy import RoundRobinProxy, running_proxy
 from tests.support.redis import RedisServer, redis_server
-from tests.support.stack import ROOT, Proc, free_port, start_rasa, wait_ready
+from tests.support.stack import ROOT, Proc, free_port, start_ingress, start_rasa, wait_ready
 from tests.support.threaded import InThread
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -48,6 +49,7 @@ class Cluster:
     graph: FakeGraph
     proxy: RoundRobinProxy
     rasas: list[Proc]
+    env: dict[str, str]
 
 
 def deliver(url: str, payload: Any, timeout: float = 10) -> tuple[int, Any]:
@@ -154,7 +156,7 @@ def cluster(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> It
             for rasa in rasas:
                 wait_ready(rasa)
             with InThread(lambda: running_proxy([r.url for r in rasas])) as proxy:
-                yield Cluster(redis, graph, proxy, rasas)
+                yield Cluster(redis, graph, proxy, rasas, env)
         finally:
             for rasa in rasas:
                 rasa.stop()
@@ -203,6 +205,39 @@ def test_while_redis_restarts_the_webhook_answers_503_then_reconnects(cluster: C
     deliver_until_accepted(cluster.proxy.url, text_webhook("wamid.REDIS2", "tchau", sender))
     wait_for_replies(cluster.graph, [sender], 2, timeout=60)
     assert replies(cluster.graph, sender) == ["list", "utter_goodbye"]
+
+
+def test_through_the_ingress_and_the_proxy_a_conversation_is_answered_in_order_once(
+    cluster: Cluster,
+) -> None:
+    # As docker-compose.yml runs it: Meta ▸ ingress ▸ proxy ▸ either rasa process.
+    sender = "5561977770001"
+    with start_ingress(free_port(), cluster.proxy.url, cluster.env, name="ingress-e2e") as front:
+        for i, (text, _) in enumerate(CONVERSATION):
+            payload = text_webhook(f"wamid.INGRESS{i}", text, sender)
+            assert deliver(front.url, payload)[0] == 200
+        assert deliver(front.url, text_webhook("wamid.INGRESS0", "oi", sender))[0] == 200
+        wait_for_replies(cluster.graph, [sender], len(CONVERSATION), timeout=90)
+        assert replies(cluster.graph, sender) == [expected for _, expected in CONVERSATION]
+        assert metric(front, "whatsapp_messages_relayed_total") == len(CONVERSATION)
+        assert metric(front, "whatsapp_duplicates_dropped_total") == 1
+
+
+def test_what_a_killed_ingress_acknowledged_is_answered_by_rasa_once(cluster: Cluster) -> None:
+    senders = [f"55619888{i:05d}" for i in range(5)]
+    adopted_before = sum(metric(r, "whatsapp_messages_adopted_total") for r in cluster.rasas)
+    unreachable = f"http://127.0.0.1:{free_port()}"  # the ingress cannot relay anything
+    front = start_ingress(free_port(), unreachable, cluster.env, name="ingress-killed")
+    try:
+        for i, sender in enumerate(senders):
+            assert deliver(front.url, text_webhook(f"wamid.ORPHAN{i}", "oi", sender))[0] == 200
+    finally:
+        front.stop(signal.SIGKILL)
+    # Its lease (3 s) expires; a rasa process adopts its journal and answers.
+    wait_for_replies(cluster.graph, senders, 1, timeout=60)
+    assert {s: replies(cluster.graph, s) for s in senders} == {s: ["list"] for s in senders}
+    adopted = sum(metric(r, "whatsapp_messages_adopted_total") for r in cluster.rasas)
+    assert adopted - adopted_before == len(senders)
 
 
 def test_a_process_killed_mid_burst_leaves_nothing_unanswered_and_nothing_twice(

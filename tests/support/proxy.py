@@ -19,7 +19,7 @@ from aiohttp import web
 
 from tests.support.stack import free_port
 
-FORWARDED_HEADERS = ("Content-Type", "X-Hub-Signature-256", "Authorization")
+FORWARDED_HEADERS = ("Content-Type", "X-Hub-Signature-256", "Authorization", "X-Relay-Signature")
 
 
 @dataclass

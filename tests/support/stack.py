@@ -190,6 +190,29 @@ def start_rasa(
     )
 
 
+def start_ingress(
+    port: int,
+    rasa_url: str,
+    env: Mapping[str, str] | None = None,
+    credentials: Path | None = None,
+    name: str = "ingress",
+) -> Proc:
+    """The webhook ingress (``python -m bot.addons.whatsapp.ingress``) relaying to
+    ``rasa_url``, ready when its ``/health`` answers."""
+    argv = [str(VENV_BIN / "python"), "-m", "bot.addons.whatsapp.ingress"]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--rasa-url", rasa_url]
+    if credentials is not None:
+        argv += ["--credentials", str(credentials)]
+    return start_process(
+        name,
+        argv,
+        env=env,
+        ready_url=f"http://127.0.0.1:{port}/webhooks/whatsapp/health",
+        port=port,
+        timeout=60,
+    )
+
+
 def wait_ready(proc: Proc, timeout: float = 240.0) -> Proc:
     """Wait until a process started with ``wait=False`` answers on ``/``."""
     try:

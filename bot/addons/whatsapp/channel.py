@@ -139,6 +139,7 @@ class WhatsAppInput(InputChannel):
         self._adopted: list[Orphan] = []
         self._app: Any = None  # the Sanic app: its agent's tracker store tells finished turns
         self._started = False
+        self._told_about_thread = False
 
     @property
     def dispatcher(self) -> Dispatcher[Queued] | None:
@@ -400,6 +401,12 @@ class WhatsAppInput(InputChannel):
         @bp.route("/relay", methods=["POST"])
         async def relay(request: Request) -> HTTPResponse:
             _skip_cors(request)
+            if self.turns.running and not self._told_about_thread:
+                self._told_about_thread = True
+                logger.warning(
+                    "Messages arrive through the ingress while WPP_TURN_THREAD is on: the "
+                    "thread only costs throughput here (~12 %%); set WPP_TURN_THREAD=false"
+                )
             return _respond(await self.intake.receive_relay(request.body or b"", request.headers))
 
         return bp

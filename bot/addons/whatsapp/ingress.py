@@ -38,7 +38,7 @@ from bot.addons.whatsapp.logsafe import install_log_masking
 from bot.addons.whatsapp.metrics import Metrics
 from bot.addons.whatsapp.relay import Relay
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("bot.addons.whatsapp.ingress")  # also when run as __main__
 
 CHANNEL_KEY = "bot.addons.whatsapp.WhatsAppInput"
 DEFAULT_PORT = 5006

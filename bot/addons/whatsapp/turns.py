@@ -44,6 +44,10 @@ class TurnThread:
         self._thread.start()
         ready.wait(10)
 
+    @property
+    def running(self) -> bool:
+        return self._loop is not None
+
     async def run(self, awaitable: Awaitable[T]) -> T:
         """Run ``awaitable`` on the worker loop and wait for it from the caller's loop."""
         if self._loop is None:
