@@ -58,63 +58,89 @@ class Metrics:
             lines.append(f"# HELP {name} {help_text}")
             lines.append(f"# TYPE {name} {kind}")
 
-        family("whatsapp_events_received_total", "counter", "Webhook events received by kind.")
-        for kind, count in sorted(self.events_received.items()):
-            lines.append(f'whatsapp_events_received_total{{kind="{kind}"}} {count}')
-        family("whatsapp_duplicates_dropped_total", "counter", "Redelivered messages dropped.")
-        lines.append(f"whatsapp_duplicates_dropped_total {self.duplicates_dropped}")
-        family("whatsapp_statuses_total", "counter", "Delivery statuses received by state.")
-        for state, count in sorted(self.statuses.items()):
-            lines.append(f'whatsapp_statuses_total{{status="{state}"}} {count}')
-        family("whatsapp_failures_total", "counter", "Failures by WhatsApp error code.")
-        for code, count in sorted(self.failures.items()):
-            lines.append(f'whatsapp_failures_total{{code="{code}"}} {count}')
-        family("whatsapp_webhook_rejected_total", "counter", "Webhook requests refused by reason.")
-        for reason, count in sorted(self.rejected_requests.items()):
-            lines.append(f'whatsapp_webhook_rejected_total{{reason="{reason}"}} {count}')
-        family("whatsapp_queue_depth", "gauge", "Acknowledged messages not yet handled.")
-        lines.append(f"whatsapp_queue_depth {self.queue_depth()}")
-        family("whatsapp_dedup_entries", "gauge", "Message ids held in memory for dedup.")
-        lines.append(f"whatsapp_dedup_entries {self.dedup_entries()}")
+        def single(name: str, kind: str, help_text: str, value: int) -> None:
+            family(name, kind, help_text)
+            lines.append(f"{name} {value}")
+
+        def by_label(name: str, help_text: str, label: str, counts: Counter[str]) -> None:
+            family(name, "counter", help_text)
+            for key, count in sorted(counts.items()):
+                lines.append(f'{name}{{{label}="{key}"}} {count}')
+
+        by_label(
+            "whatsapp_events_received_total",
+            "Webhook events received by kind.",
+            "kind",
+            self.events_received,
+        )
+        single(
+            "whatsapp_duplicates_dropped_total",
+            "counter",
+            "Redelivered messages dropped.",
+            self.duplicates_dropped,
+        )
+        by_label(
+            "whatsapp_statuses_total",
+            "Delivery statuses received by state.",
+            "status",
+            self.statuses,
+        )
+        by_label(
+            "whatsapp_failures_total", "Failures by WhatsApp error code.", "code", self.failures
+        )
+        by_label(
+            "whatsapp_webhook_rejected_total",
+            "Webhook requests refused by reason.",
+            "reason",
+            self.rejected_requests,
+        )
+        single(
+            "whatsapp_queue_depth",
+            "gauge",
+            "Acknowledged messages not yet handled.",
+            self.queue_depth(),
+        )
+        single(
+            "whatsapp_dedup_entries",
+            "gauge",
+            "Message ids held in memory for dedup.",
+            self.dedup_entries(),
+        )
         if self.ingress:
-            family(
+            single(
                 "whatsapp_messages_relayed_total",
                 "counter",
                 "Acknowledged messages handed to rasa run by the ingress.",
+                self.messages_relayed,
             )
-            lines.append(f"whatsapp_messages_relayed_total {self.messages_relayed}")
-            family(
-                "whatsapp_relay_failures_total", "counter", "Relay attempts that failed, by reason."
+            by_label(
+                "whatsapp_relay_failures_total",
+                "Relay attempts that failed, by reason.",
+                "reason",
+                self.relay_failures,
             )
-            for reason, count in sorted(self.relay_failures.items()):
-                lines.append(f'whatsapp_relay_failures_total{{reason="{reason}"}} {count}')
-        else:
-            family("whatsapp_messages_handled_total", "counter", "User messages handed to Rasa.")
-            lines.append(f"whatsapp_messages_handled_total {self.messages_handled}")
-            family("whatsapp_handling_errors_total", "counter", "User messages whose turn failed.")
-            lines.append(f"whatsapp_handling_errors_total {self.handling_errors}")
-            family("whatsapp_silent_turns_total", "counter", "Turns with no bot response.")
-            lines.append(f"whatsapp_silent_turns_total {self.silent_turns}")
-            family(
-                "whatsapp_messages_adopted_total",
-                "counter",
+            return "\n".join(lines) + "\n"
+        for name, help_text, value in (
+            ("messages_handled", "User messages handed to Rasa.", self.messages_handled),
+            ("handling_errors", "User messages whose turn failed.", self.handling_errors),
+            ("silent_turns", "Turns with no bot response.", self.silent_turns),
+            (
+                "messages_adopted",
                 "Acknowledged messages taken over from a process that stopped.",
-            )
-            lines.append(f"whatsapp_messages_adopted_total {self.messages_adopted}")
-            family("whatsapp_messages_sent_total", "counter", "Messages accepted by the provider.")
-            lines.append(f"whatsapp_messages_sent_total {self.messages_sent}")
-            family("whatsapp_send_retries_total", "counter", "Send attempts retried.")
-            lines.append(f"whatsapp_send_retries_total {self.send_retries}")
-            family(
-                "whatsapp_handling_latency_seconds",
-                "histogram",
-                "Time from webhook receipt to the end of the bot's turn.",
-            )
-            for bound, count in zip(LATENCY_BUCKETS, self.latency_buckets, strict=True):
-                lines.append(f'whatsapp_handling_latency_seconds_bucket{{le="{bound}"}} {count}')
-            lines.append(
-                f'whatsapp_handling_latency_seconds_bucket{{le="+Inf"}} {self.latency_count}'
-            )
-            lines.append(f"whatsapp_handling_latency_seconds_sum {self.latency_sum:.6f}")
-            lines.append(f"whatsapp_handling_latency_seconds_count {self.latency_count}")
+                self.messages_adopted,
+            ),
+            ("messages_sent", "Messages accepted by the provider.", self.messages_sent),
+            ("send_retries", "Send attempts retried.", self.send_retries),
+        ):
+            single(f"whatsapp_{name}_total", "counter", help_text, value)
+        family(
+            "whatsapp_handling_latency_seconds",
+            "histogram",
+            "Time from webhook receipt to the end of the bot's turn.",
+        )
+        for bound, count in zip(LATENCY_BUCKETS, self.latency_buckets, strict=True):
+            lines.append(f'whatsapp_handling_latency_seconds_bucket{{le="{bound}"}} {count}')
+        lines.append(f'whatsapp_handling_latency_seconds_bucket{{le="+Inf"}} {self.latency_count}')
+        lines.append(f"whatsapp_handling_latency_seconds_sum {self.latency_sum:.6f}")
+        lines.append(f"whatsapp_handling_latency_seconds_count {self.latency_count}")
         return "\n".join(lines) + "\n"
