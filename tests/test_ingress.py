@@ -207,3 +207,25 @@ def test_start_up_stops_naming_the_missing_variable(
     code = main(["--credentials", str(root / "credentials.yml")], environ)
     assert code == 2
     assert "WPP_AUTHORIZATION_TOKEN" in capsys.readouterr().err
+
+
+async def test_an_unexpected_error_while_relaying_is_logged_and_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with serve_channel() as rasa, serve_ingress(rasa.url) as ingress:
+        relay = ingress.ingress.relay
+        real_post = relay._post
+        calls = []
+
+        async def flaky(batch: list[dict[str, Any]]) -> int:
+            calls.append(len(batch))
+            if len(calls) == 1:
+                raise RuntimeError("a bug in the relay")
+            return await real_post(batch)
+
+        relay._post = flaky  # type: ignore[method-assign]
+        assert (await ingress.post(text_webhook("wamid.BUG", "oi"))).status == 200
+        await eventually(lambda: len(rasa.agent.messages) == 1)
+        assert len(calls) == 2
+        assert 'whatsapp_relay_failures_total{reason="error"} 1' in await ingress.metrics()
+        assert "a bug in the relay" in caplog.text

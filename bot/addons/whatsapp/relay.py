@@ -149,7 +149,7 @@ class Relay:
                 batch = list(islice(self._queue, self._batch_max))
                 try:
                     accepted = await self._post(batch)
-                except (RelayRefused, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                except Exception as exc:  # never let the relay stop: what is queued was acked
                     self._failed(exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self._backoff[1])
@@ -192,8 +192,10 @@ class Relay:
             reason = exc.reason if exc.status == 503 else f"http_{exc.status}"
         elif isinstance(exc, asyncio.TimeoutError):
             reason = "timeout"
-        else:
+        elif isinstance(exc, aiohttp.ClientError):
             reason = "unreachable"
+        else:
+            reason = "error"
         self._metrics.relay_failures[reason] += 1
         if isinstance(exc, RelayRefused) and exc.status == 503:
             self.reachable = True  # full, stopping or without Redis: back-pressure, not a fault
