@@ -265,5 +265,13 @@ def test_a_process_killed_mid_burst_leaves_nothing_unanswered_and_nothing_twice(
     wait_for_replies(cluster.graph, senders, len(CONVERSATION), timeout=180)
     expected = Counter(kind for _, kind in CONVERSATION)
     received = {s: Counter(replies(cluster.graph, s)) for s in senders}
-    assert received == {s: expected for s in senders}  # every message answered, none twice
+    missing = {s: expected - got for s, got in received.items() if expected - got}
+    assert missing == {}  # every acknowledged message answered
+    # None twice, except what the README names as the one unavoidable case: a reply the
+    # victim had sent when it was killed but not yet counted (WhatsApp takes no
+    # idempotency key). At most one per turn it was running: WPP_MAX_CONCURRENCY.
+    twice = {s: got - expected for s, got in received.items() if got - expected}
+    assert sum(sum(extra.values()) for extra in twice.values()) <= int(
+        cluster.env["WPP_MAX_CONCURRENCY"]
+    ), twice
     assert metric(survivor, "whatsapp_messages_adopted_total") > 0  # the journal was used
