@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from bot.addons.whatsapp import limits
 from bot.addons.whatsapp.config import WhatsAppSettings
-from bot.addons.whatsapp.dedup import DedupStore, message_fields, message_from_fields
+from bot.addons.whatsapp.dedup import DedupStore, message_from_fields, message_record
 from bot.addons.whatsapp.events import InboundMessage, StatusState, StatusUpdate, WebhookError
 from bot.addons.whatsapp.logsafe import mask_phone
 from bot.addons.whatsapp.metrics import Metrics
@@ -248,9 +248,7 @@ class Intake:
         return None
 
     def _record_of(self, message: InboundMessage) -> str:
-        if not self.dedup.journaled:
-            return ""
-        return json.dumps(message_fields(message), ensure_ascii=False, separators=(",", ":"))
+        return message_record(message) if self.dedup.journaled else ""
 
     async def _release(self, messages: list[InboundMessage]) -> None:
         for message in messages:
