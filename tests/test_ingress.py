@@ -123,7 +123,9 @@ async def test_with_rasa_down_the_ingress_acknowledges_and_relays_once_it_is_up(
         assert re.search(
             r"Could not relay \d acknowledged message\(s\) to \S+ \(unreachable\)", caplog.text
         )
-        assert 'whatsapp_relay_failures_total{reason="unreachable"}' in await ingress.metrics()
+        metrics = await ingress.metrics()
+        assert 'whatsapp_relay_failures_total{reason="unreachable"}' in metrics
+        assert "whatsapp_queue_depth 3" in metrics and "whatsapp_dedup_entries 3" in metrics
         async with serve_channel(port=port) as rasa:
             await eventually(lambda: len(rasa.agent.messages) == 3)
             assert [m.text for m in rasa.agent.messages] == ["0", "1", "2"]

@@ -20,7 +20,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence, Sized
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -336,8 +336,6 @@ class WhatsAppInput(InputChannel):
             max_concurrency=self.settings.max_concurrency,
             queue_size=self.settings.queue_size,
         )
-        self.metrics.queue_depth = lambda: self.dispatcher.depth if self.dispatcher else 0
-        self.metrics.dedup_entries = lambda: len(self.dedup) if isinstance(self.dedup, Sized) else 0
 
         @bp.listener("before_server_start")
         async def _start(app: Any, loop: Any) -> None:
@@ -374,7 +372,7 @@ class WhatsAppInput(InputChannel):
                 {
                     "ok": ok,
                     "provider": self.settings.provider,
-                    "queue_depth": self.dispatcher.depth if self.dispatcher else 0,
+                    "queue_depth": self.sink.depth,
                     "accepting": accepting,
                 },
                 status=200 if ok else 503,

@@ -55,9 +55,6 @@ class Dispatcher(Generic[T]):
     def accepting(self) -> bool:
         return self._accepting
 
-    def has_room(self, count: int) -> bool:
-        return self.room() >= count
-
     def room(self) -> int:
         """How many more items fit now (0 once stopping)."""
         return max(0, self._queue_size - self._depth) if self._accepting else 0
@@ -67,7 +64,7 @@ class Dispatcher(Generic[T]):
         ``force`` queues them over the size bound (still never once stopping)."""
         if not items:
             return True
-        if not self._accepting or (not force and not self.has_room(len(items))):
+        if not self._accepting or (not force and self.room() < len(items)):
             return False
         for item in items:
             sender = self._key(item)

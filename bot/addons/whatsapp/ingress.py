@@ -22,7 +22,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence, Sized
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +97,6 @@ class Ingress:
             queue_size=settings.queue_size,
         )
         self.intake = Intake(settings, self.metrics, self.dedup, self.relay)
-        self.metrics.queue_depth = lambda: self.relay.depth
-        self.metrics.dedup_entries = lambda: len(self.dedup) if isinstance(self.dedup, Sized) else 0
         self._lease_task: asyncio.Task[None] | None = None
         self._lease_log = ThrottledLog(interval=30.0, log=logger)
 

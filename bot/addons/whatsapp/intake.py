@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Sized
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -124,6 +124,8 @@ class Intake:
         self.dedup = dedup
         self.sink = sink
         self.shedding = ThrottledLog()
+        metrics.queue_depth = lambda: sink.depth
+        metrics.dedup_entries = lambda: len(dedup) if isinstance(dedup, Sized) else 0
 
     def reject(self, status: int, reason: str, detail: str = "") -> Reply:
         self.metrics.rejected_requests[reason] += 1
