@@ -68,11 +68,11 @@ bench: install train ## Benchmarks on a real stack (~12 min): bench/results/resu
 	$(PY) -m bench --out bench/results
 
 register-webhook: install ## Register WEBHOOK_PUBLIC_URL with Serpro (reads .env), then list to confirm
-	$(PY) -m bot.addons.whatsapp.serpro register
-	$(PY) -m bot.addons.whatsapp.serpro list
+	$(PY) -m bot.addons.whatsapp.providers.serpro register
+	$(PY) -m bot.addons.whatsapp.providers.serpro list
 
 list-webhooks: install ## List the webhooks registered with Serpro
-	$(PY) -m bot.addons.whatsapp.serpro list
+	$(PY) -m bot.addons.whatsapp.providers.serpro list
 
 clean: ## Remove the trained model and test results
 	rm -rf models results artifacts .run

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from bot.addons.whatsapp.cloud_bodies import cloud_body
-from bot.addons.whatsapp.outbound import ConversionOptions, convert_response
+from bot.addons.whatsapp.outbound.convert import ConversionOptions, convert_response
+from bot.addons.whatsapp.providers.cloud.bodies import cloud_body
 
 OPTIONS = ConversionOptions()
 TO = "5561999990000"

@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.addons.whatsapp.logsafe import mask_phone
-from bot.addons.whatsapp.security import SIGNATURE_HEADER, sign, token_matches
+from bot.addons.whatsapp.inbound.signature import SIGNATURE_HEADER, sign, token_matches
+from bot.addons.whatsapp.logs import mask_phone
 from simulator.validation import validate_message
 from simulator.webhooks import message_webhook, new_wamid, status_webhook, user_message
 

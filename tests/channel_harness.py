@@ -18,8 +18,8 @@ from sanic import Sanic
 
 from bot.addons.whatsapp.channel import WhatsAppInput
 from bot.addons.whatsapp.config import WhatsAppSettings
-from bot.addons.whatsapp.messages import OutMessage
-from bot.addons.whatsapp.security import sign
+from bot.addons.whatsapp.inbound.signature import sign
+from bot.addons.whatsapp.outbound.messages import OutMessage
 from tests.support.stack import free_port
 
 Sanic.test_mode = True  # several apps per test session

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.addons.whatsapp.security import sign
+from bot.addons.whatsapp.inbound.signature import sign
 from tests.channel_harness import APP_SECRET, Served, serve_channel
 from tests.support.threaded import InThread
 from tests.whatsapp_fixtures import fixture, fixture_names

@@ -8,20 +8,20 @@ from typing import Any
 import pytest
 
 from bot.addons.whatsapp.config import InboundIntents
-from bot.addons.whatsapp.events import (
+from bot.addons.whatsapp.inbound.events import (
     InboundMessage,
     MessageType,
     StatusState,
     StatusUpdate,
     WebhookError,
 )
-from bot.addons.whatsapp.inbound import user_text, whatsapp_metadata
-from bot.addons.whatsapp.parsing import (
+from bot.addons.whatsapp.inbound.parse import (
     PayloadError,
     cloud_values,
     parse_values,
     serpro_values,
 )
+from bot.addons.whatsapp.inbound.to_rasa import user_text, whatsapp_metadata
 from tests.whatsapp_fixtures import fixture, fixture_names
 
 INTENTS = InboundIntents()

@@ -18,8 +18,8 @@ import pytest
 from aiohttp import web
 
 from bot.addons.whatsapp.errors import ConfigurationError
-from bot.addons.whatsapp.ingress import Ingress, channel_credentials, main
-from bot.addons.whatsapp.security import RELAY_SIGNATURE_HEADER, relay_signature, sign
+from bot.addons.whatsapp.inbound.signature import RELAY_SIGNATURE_HEADER, relay_signature, sign
+from bot.addons.whatsapp.ingress.app import Ingress, channel_credentials, main
 from tests.channel_harness import APP_SECRET, VERIFY_TOKEN, FakeAgent, serve_channel, settings
 from tests.support.stack import free_port
 from tests.test_webhook_http import text_webhook

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from bot.addons.whatsapp.logsafe import mask_phone
+from bot.addons.whatsapp.logs import mask_phone
 from tests.conftest import leaks
 
 
@@ -23,7 +23,7 @@ def test_channel_logs_mask_numbers(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_numbers_the_channel_has_seen_are_masked_in_anyones_log_lines() -> None:
-    from bot.addons.whatsapp.logsafe import MaskKnownNumbers
+    from bot.addons.whatsapp.logs import MaskKnownNumbers
 
     records: list[str] = []
 
@@ -56,7 +56,7 @@ def test_rasa_false_alarm_about_entity_payloads_is_dropped_but_real_missing_slot
     from rasa.core.nlg.interpolator import interpolate_text
     from rasa.utils.log_utils import configure_structlog
 
-    from bot.addons.whatsapp.logsafe import install_log_masking
+    from bot.addons.whatsapp.logs import install_log_masking
 
     configure_structlog(logging.INFO)  # as `rasa run` does
     install_log_masking()

@@ -7,15 +7,15 @@ from typing import Any
 import pytest
 
 from bot.addons.whatsapp import limits
-from bot.addons.whatsapp.cloud_bodies import cloud_body, mark_read_body, message_object
-from bot.addons.whatsapp.messages import ListMessage, ReplyButtons, Text
-from bot.addons.whatsapp.outbound import (
+from bot.addons.whatsapp.outbound.convert import (
     ConversionOptions,
     check_custom,
     convert_response,
     split_text,
 )
-from bot.addons.whatsapp.payloads import PayloadStore
+from bot.addons.whatsapp.outbound.messages import ListMessage, ReplyButtons, Text
+from bot.addons.whatsapp.outbound.short_keys import PayloadStore
+from bot.addons.whatsapp.providers.cloud.bodies import cloud_body, mark_read_body, message_object
 from tests.whatsapp_fixtures import fixture
 
 TO = "15550002222"

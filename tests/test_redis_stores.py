@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from bot.addons.whatsapp.dedup import RedisDedupStore, message_record
-from bot.addons.whatsapp.events import InboundMessage
-from bot.addons.whatsapp.parsing import cloud_values, parse_values
-from bot.addons.whatsapp.payloads import RedisPayloadStore
+from bot.addons.whatsapp.delivery.dedup import RedisDedupStore, message_record
+from bot.addons.whatsapp.inbound.events import InboundMessage
+from bot.addons.whatsapp.inbound.parse import cloud_values, parse_values
+from bot.addons.whatsapp.outbound.short_keys import RedisPayloadStore
 from tests.channel_harness import FakeAgent, serve_channel
 from tests.support.redis import RedisServer, redis_server
 from tests.support.stack import free_port

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from bot.addons.whatsapp.errors import WhatsAppApiError
-from bot.addons.whatsapp.media import download_media
-from bot.addons.whatsapp.messages import Button, Media, OutMessage, ReplyButtons, Text
-from bot.addons.whatsapp.providers.cloud import CloudProvider
-from bot.addons.whatsapp.ratelimit import RateLimiter
-from bot.addons.whatsapp.sender import Sender, backoff_delay
+from bot.addons.whatsapp.outbound.messages import Button, Media, OutMessage, ReplyButtons, Text
+from bot.addons.whatsapp.outbound.ratelimit import RateLimiter
+from bot.addons.whatsapp.outbound.sender import Sender, backoff_delay
+from bot.addons.whatsapp.providers.cloud.client import CloudProvider
+from bot.addons.whatsapp.providers.media import download_media
 from tests.fakes.graph import FakeGraph, running_graph
 from tests.whatsapp_fixtures import fixture
 

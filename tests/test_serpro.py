@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.addons.whatsapp.errors import WhatsAppApiError
-from bot.addons.whatsapp.messages import (
+from bot.addons.whatsapp.outbound.convert import convert_response
+from bot.addons.whatsapp.outbound.messages import (
     Button,
     CtaUrl,
     Custom,
@@ -22,11 +23,14 @@ from bot.addons.whatsapp.messages import (
     ReplyButtons,
     Text,
 )
-from bot.addons.whatsapp.outbound import convert_response
-from bot.addons.whatsapp.serpro.__main__ import main as cli
-from bot.addons.whatsapp.serpro.bodies import serpro_request
-from bot.addons.whatsapp.serpro.provider import SerproProvider
-from bot.addons.whatsapp.serpro.registration import RegistrationError, list_webhooks, register
+from bot.addons.whatsapp.providers.serpro.__main__ import main as cli
+from bot.addons.whatsapp.providers.serpro.bodies import serpro_request
+from bot.addons.whatsapp.providers.serpro.client import SerproProvider
+from bot.addons.whatsapp.providers.serpro.registration import (
+    RegistrationError,
+    list_webhooks,
+    register,
+)
 from tests.fakes.serpro import CLIENT_ID, CLIENT_SECRET, FakeSerpro, running_serpro
 from tests.support.stack import free_port
 from tests.whatsapp_fixtures import fixture
@@ -143,7 +147,7 @@ async def test_the_cache_expires_before_the_token_does() -> None:
     now = [1000.0]
     async with running_serpro(FakeSerpro(expires_in=120)) as fake:
         provider = provider_for(fake)
-        from bot.addons.whatsapp.serpro.auth import MemoryTokenCache
+        from bot.addons.whatsapp.providers.serpro.auth import MemoryTokenCache
 
         provider.tokens.cache = MemoryTokenCache(clock=lambda: now[0])
         await provider.start()
@@ -160,7 +164,7 @@ async def test_600_seconds_when_expires_in_is_absent() -> None:
     now = [0.0]
     async with running_serpro(FakeSerpro(expires_in=None)) as fake:
         provider = provider_for(fake)
-        from bot.addons.whatsapp.serpro.auth import MemoryTokenCache
+        from bot.addons.whatsapp.providers.serpro.auth import MemoryTokenCache
 
         provider.tokens.cache = MemoryTokenCache(clock=lambda: now[0])
         await provider.start()

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.addons.whatsapp.security import signature_matches
+from bot.addons.whatsapp.inbound.signature import signature_matches
 from simulator.server import SimulatorConfig, create_app
 from simulator.validation import validate_message
 from tests.support.stack import free_port

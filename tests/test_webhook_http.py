@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from bot.addons.whatsapp.intake import ThrottledLog
-from bot.addons.whatsapp.messages import Text
-from bot.addons.whatsapp.security import sign
+from bot.addons.whatsapp.inbound.signature import sign
+from bot.addons.whatsapp.inbound.webhook import ThrottledLog
+from bot.addons.whatsapp.outbound.messages import Text
 from tests.channel_harness import APP_SECRET, SERPRO_TOKEN, VERIFY_TOKEN, FakeAgent, serve_channel
 from tests.whatsapp_fixtures import fixture
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot.addons.whatsapp.security import sign
+from bot.addons.whatsapp.inbound.signature import sign
 from tests.fakes.graph import FakeGraph, running_graph
 from tests.support.stack import ROOT, Proc, free_port, start_rasa, write_endpoints
 from tests.support.threaded import InThread

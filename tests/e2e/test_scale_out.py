@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.addons.whatsapp.security import sign
+from bot.addons.whatsapp.inbound.signature import sign
 from scripts.endpoints import write_redis_endpoints
 from tests.e2e.conftest import E2E_SECRETS
 from tests.e2e.test_cloud_e2e import text_webhook

@@ -9,7 +9,7 @@ Routes, under ``/webhooks/whatsapp/``:
   shutdown in progress or an unreachable dedup store answers 503 so the provider
   redelivers later.
 * ``POST /relay``    messages the ingress (``python -m bot.addons.whatsapp.ingress``)
-  acknowledged, signed with the provider's secret; see :mod:`bot.addons.whatsapp.relay`.
+  acknowledged, signed with the provider's secret; see :mod:`bot.addons.whatsapp.ingress.relay`.
 * ``GET  /health``   JSON: provider, queue depth, ok.
 * ``GET  /metrics``  Prometheus text.
 """
@@ -32,21 +32,21 @@ from sanic.response import HTTPResponse
 from sanic_cors.core import SANIC_CORS_EVALUATED
 
 from bot.addons.whatsapp.config import WhatsAppSettings
-from bot.addons.whatsapp.dedup import DedupStore, Orphan, create_dedup_store
-from bot.addons.whatsapp.dispatcher import Dispatcher
-from bot.addons.whatsapp.events import InboundMessage
-from bot.addons.whatsapp.inbound import reply_id, user_text, whatsapp_metadata
-from bot.addons.whatsapp.intake import Intake, Reply
-from bot.addons.whatsapp.logsafe import MASK_FILTER, install_log_masking
-from bot.addons.whatsapp.messages import Text
+from bot.addons.whatsapp.delivery.dedup import DedupStore, Orphan, create_dedup_store
+from bot.addons.whatsapp.delivery.sender_queue import Dispatcher
+from bot.addons.whatsapp.delivery.turn_thread import TurnThread
+from bot.addons.whatsapp.inbound.events import InboundMessage
+from bot.addons.whatsapp.inbound.to_rasa import reply_id, user_text, whatsapp_metadata
+from bot.addons.whatsapp.inbound.webhook import Intake, Reply
+from bot.addons.whatsapp.logs import MASK_FILTER, install_log_masking
 from bot.addons.whatsapp.metrics import Metrics
-from bot.addons.whatsapp.outbound import ConversionOptions
+from bot.addons.whatsapp.outbound.convert import ConversionOptions
+from bot.addons.whatsapp.outbound.messages import Text
+from bot.addons.whatsapp.outbound.sender import Sender
+from bot.addons.whatsapp.outbound.short_keys import PayloadStore, create_payload_store
 from bot.addons.whatsapp.output import TurnProgress, WhatsAppOutput
-from bot.addons.whatsapp.payloads import PayloadStore, create_payload_store
 from bot.addons.whatsapp.providers import create_provider
 from bot.addons.whatsapp.providers.base import Provider
-from bot.addons.whatsapp.sender import Sender
-from bot.addons.whatsapp.turns import TurnThread
 
 logger = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ from typing import Any
 
 from rasa.core.channels.channel import OutputChannel
 
-from bot.addons.whatsapp.logsafe import mask_phone
-from bot.addons.whatsapp.outbound import ConversionOptions, convert_response
-from bot.addons.whatsapp.payloads import PayloadStore
-from bot.addons.whatsapp.sender import Sender
-from bot.addons.whatsapp.turns import on_loop
+from bot.addons.whatsapp.delivery.turn_thread import on_loop
+from bot.addons.whatsapp.logs import mask_phone
+from bot.addons.whatsapp.outbound.convert import ConversionOptions, convert_response
+from bot.addons.whatsapp.outbound.sender import Sender
+from bot.addons.whatsapp.outbound.short_keys import PayloadStore
 
 logger = logging.getLogger(__name__)
 

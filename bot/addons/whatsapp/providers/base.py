@@ -1,15 +1,16 @@
 """The small interface every WhatsApp provider implements.
 
-A provider is the transport only: it turns an :data:`~bot.addons.whatsapp.messages.OutMessage`
-into its own request and sends it, marks messages read, fetches media. Retries, pacing and
-ordering live above it (``sender.py``), conversion below it (``outbound.py``).
+A provider is the transport only: it turns an
+:data:`~bot.addons.whatsapp.outbound.messages.OutMessage` into its own request and sends it,
+marks messages read, fetches media. Retries, pacing and ordering live above it
+(``outbound/sender.py``), conversion below it (``outbound/convert.py``).
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from bot.addons.whatsapp.messages import OutMessage
+from bot.addons.whatsapp.outbound.messages import OutMessage
 
 
 class Provider(Protocol):

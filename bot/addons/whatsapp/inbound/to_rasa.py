@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.addons.whatsapp.config import InboundIntents
-from bot.addons.whatsapp.events import InboundMessage, MessageType
+from bot.addons.whatsapp.inbound.events import InboundMessage, MessageType
 
 MEDIA_TYPES = {
     MessageType.IMAGE,

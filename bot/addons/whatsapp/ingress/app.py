@@ -31,14 +31,14 @@ from aiohttp import web
 
 from bot.addons.whatsapp import limits
 from bot.addons.whatsapp.config import WhatsAppSettings
-from bot.addons.whatsapp.dedup import DedupStore, create_dedup_store
+from bot.addons.whatsapp.delivery.dedup import DedupStore, create_dedup_store
 from bot.addons.whatsapp.errors import ConfigurationError
-from bot.addons.whatsapp.intake import Intake, Reply, ThrottledLog
-from bot.addons.whatsapp.logsafe import install_log_masking
+from bot.addons.whatsapp.inbound.webhook import Intake, Reply, ThrottledLog
+from bot.addons.whatsapp.ingress.relay import Relay
+from bot.addons.whatsapp.logs import install_log_masking
 from bot.addons.whatsapp.metrics import Metrics
-from bot.addons.whatsapp.relay import Relay
 
-logger = logging.getLogger("bot.addons.whatsapp.ingress")  # also when run as __main__
+logger = logging.getLogger(__name__)
 
 CHANNEL_KEY = "bot.addons.whatsapp.WhatsAppInput"
 DEFAULT_PORT = 5006
@@ -254,7 +254,3 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print=None,
     )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

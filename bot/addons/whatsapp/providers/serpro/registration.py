@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from bot.addons.whatsapp.errors import WhatsAppApiError
-from bot.addons.whatsapp.serpro.provider import SerproProvider
+from bot.addons.whatsapp.providers.serpro.client import SerproProvider
 
 
 class RegistrationError(Exception):

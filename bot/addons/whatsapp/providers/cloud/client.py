@@ -8,10 +8,10 @@ from typing import Any
 
 import aiohttp
 
-from bot.addons.whatsapp.cloud_bodies import cloud_body, mark_read_body
 from bot.addons.whatsapp.config import WhatsAppSettings
 from bot.addons.whatsapp.errors import WhatsAppApiError
-from bot.addons.whatsapp.messages import OutMessage
+from bot.addons.whatsapp.outbound.messages import OutMessage
+from bot.addons.whatsapp.providers.cloud.bodies import cloud_body, mark_read_body
 
 logger = logging.getLogger(__name__)
 

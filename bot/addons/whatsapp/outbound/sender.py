@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from bot.addons.whatsapp.config import WhatsAppSettings
 from bot.addons.whatsapp.errors import PAIR_RATE_CODE, WhatsAppApiError
-from bot.addons.whatsapp.logsafe import mask_phone
-from bot.addons.whatsapp.messages import Custom, OutMessage
+from bot.addons.whatsapp.logs import mask_phone
 from bot.addons.whatsapp.metrics import Metrics
+from bot.addons.whatsapp.outbound.messages import Custom, OutMessage
+from bot.addons.whatsapp.outbound.ratelimit import RateLimiter
 from bot.addons.whatsapp.providers.base import Provider
-from bot.addons.whatsapp.ratelimit import RateLimiter
 
 logger = logging.getLogger(__name__)
 

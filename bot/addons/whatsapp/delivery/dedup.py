@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.addons.whatsapp.events import InboundMessage, MessageType
+from bot.addons.whatsapp.inbound.events import InboundMessage, MessageType
 from bot.addons.whatsapp.redis_client import redis_client
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from bot.addons.whatsapp import limits
-from bot.addons.whatsapp.messages import (
+from bot.addons.whatsapp.outbound.messages import (
     Button,
     CtaUrl,
     Custom,

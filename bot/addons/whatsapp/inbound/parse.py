@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.addons.whatsapp.events import (
+from bot.addons.whatsapp.inbound.events import (
     ErrorDetail,
     InboundMessage,
     MessageType,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.addons.whatsapp.messages import (
+from bot.addons.whatsapp.outbound.messages import (
     CtaUrl,
     Custom,
     ListMessage,

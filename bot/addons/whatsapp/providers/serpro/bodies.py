@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.addons.whatsapp import limits
-from bot.addons.whatsapp.messages import (
+from bot.addons.whatsapp.outbound.messages import (
     CtaUrl,
     Custom,
     ListMessage,

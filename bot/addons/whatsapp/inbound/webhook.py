@@ -24,12 +24,20 @@ from typing import Any, Protocol
 
 from bot.addons.whatsapp import limits
 from bot.addons.whatsapp.config import WhatsAppSettings
-from bot.addons.whatsapp.dedup import DedupStore, message_from_fields, message_record
-from bot.addons.whatsapp.events import InboundMessage, StatusState, StatusUpdate, WebhookError
-from bot.addons.whatsapp.logsafe import mask_phone
-from bot.addons.whatsapp.metrics import Metrics
-from bot.addons.whatsapp.parsing import PayloadError, cloud_values, parse_values, serpro_values
-from bot.addons.whatsapp.security import (
+from bot.addons.whatsapp.delivery.dedup import DedupStore, message_from_fields, message_record
+from bot.addons.whatsapp.inbound.events import (
+    InboundMessage,
+    StatusState,
+    StatusUpdate,
+    WebhookError,
+)
+from bot.addons.whatsapp.inbound.parse import (
+    PayloadError,
+    cloud_values,
+    parse_values,
+    serpro_values,
+)
+from bot.addons.whatsapp.inbound.signature import (
     RELAY_SIGNATURE_HEADER,
     SIGNATURE_HEADER,
     bearer_token,
@@ -37,6 +45,8 @@ from bot.addons.whatsapp.security import (
     signature_matches,
     token_matches,
 )
+from bot.addons.whatsapp.logs import mask_phone
+from bot.addons.whatsapp.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-from bot.addons.whatsapp.logsafe import mask_phone
+from bot.addons.whatsapp.logs import mask_phone
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""``python -m bot.addons.whatsapp.serpro register|list|delete <id>`` (``make register-webhook``).
+"""``python -m bot.addons.whatsapp.providers.serpro register|list|delete <id>``
+(``make register-webhook``).
 
 Reads SERPRO_CLIENT_ID, SERPRO_CLIENT_SECRET, SERPRO_WABA_ID, SERPRO_BASE_URL,
 SERPRO_WEBHOOK_TOKEN and WEBHOOK_PUBLIC_URL from the environment (and ``.env``).
@@ -15,8 +16,8 @@ from pathlib import Path
 
 from bot.addons.whatsapp.config import WhatsAppSettings
 from bot.addons.whatsapp.errors import ConfigurationError
-from bot.addons.whatsapp.serpro.provider import SerproProvider
-from bot.addons.whatsapp.serpro.registration import (
+from bot.addons.whatsapp.providers.serpro.client import SerproProvider
+from bot.addons.whatsapp.providers.serpro.registration import (
     RegistrationError,
     delete_webhook,
     list_webhooks,
@@ -73,7 +74,7 @@ async def run(args: argparse.Namespace, settings: WhatsAppSettings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m bot.addons.whatsapp.serpro",
+        prog="python -m bot.addons.whatsapp.providers.serpro",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

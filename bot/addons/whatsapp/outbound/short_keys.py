@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.addons.whatsapp.outbound import SHORT_KEY_PREFIX
+from bot.addons.whatsapp.outbound.convert import SHORT_KEY_PREFIX
 from bot.addons.whatsapp.redis_client import redis_client
 
 # A list can be tapped long after it was sent; keep keys for 30 days.

@@ -11,15 +11,15 @@ import aiohttp
 
 from bot.addons.whatsapp.config import WhatsAppSettings
 from bot.addons.whatsapp.errors import WhatsAppApiError
-from bot.addons.whatsapp.logsafe import mask_phone
-from bot.addons.whatsapp.messages import OutMessage
-from bot.addons.whatsapp.serpro.auth import (
+from bot.addons.whatsapp.logs import mask_phone
+from bot.addons.whatsapp.outbound.messages import OutMessage
+from bot.addons.whatsapp.providers.serpro.auth import (
     MemoryTokenCache,
     RedisTokenCache,
     TokenCache,
     TokenManager,
 )
-from bot.addons.whatsapp.serpro.bodies import serpro_request
+from bot.addons.whatsapp.providers.serpro.bodies import serpro_request
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ arrival order, never dropped.
 Why a second process: Rasa runs NLU and policies synchronously on its event loop, in the
 process that also answers Meta. With the webhook there, a burst of turns delayed the 200s
 (or, with the turns on a thread, cost ~12 % of throughput to the GIL). The ingress
-(:mod:`bot.addons.whatsapp.ingress`) only authenticates, deduplicates, journals and acks;
+(:mod:`bot.addons.whatsapp.ingress.app`) only authenticates, deduplicates, journals and acks;
 :class:`Relay` then posts the messages to ``POST /webhooks/whatsapp/relay`` of ``rasa
 run``, which takes them over and runs the turns.
 
@@ -29,11 +29,11 @@ from typing import Any
 
 import aiohttp
 
-from bot.addons.whatsapp.dedup import message_fields
-from bot.addons.whatsapp.events import InboundMessage
-from bot.addons.whatsapp.intake import ThrottledLog
+from bot.addons.whatsapp.delivery.dedup import message_fields
+from bot.addons.whatsapp.inbound.events import InboundMessage
+from bot.addons.whatsapp.inbound.signature import RELAY_SIGNATURE_HEADER, relay_signature
+from bot.addons.whatsapp.inbound.webhook import ThrottledLog
 from bot.addons.whatsapp.metrics import Metrics
-from bot.addons.whatsapp.security import RELAY_SIGNATURE_HEADER, relay_signature
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,10 @@
+"""Inbound: what WhatsApp posts ▸ what Rasa receives.
+
+Owns the webhook's request path (``webhook.py``: size ▸ signature ▸ parse ▸ dedup ▸
+sink), webhook authentication (``signature.py``), the typed events and their JSON codec
+(``events.py``), webhook JSON ▸ events (``parse.py``) and an event ▸ the text and
+metadata of a Rasa ``UserMessage`` (``to_rasa.py``).
+
+Must not import Rasa, Sanic or aiohttp: the same code serves the channel inside
+``rasa run`` and the ingress process, which does not load Rasa.
+"""
