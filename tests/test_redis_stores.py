@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.addons.whatsapp.delivery.dedup import RedisDedupStore, message_record
-from bot.addons.whatsapp.inbound.events import InboundMessage
+from bot.addons.whatsapp.delivery.journal import RedisDedupStore
+from bot.addons.whatsapp.inbound.events import InboundMessage, message_record
 from bot.addons.whatsapp.inbound.parse import cloud_values, parse_values
 from bot.addons.whatsapp.outbound.short_keys import RedisPayloadStore
 from tests.channel_harness import FakeAgent, serve_channel

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.addons.whatsapp.inbound.signature import sign
-from bot.addons.whatsapp.inbound.webhook import ThrottledLog
+from bot.addons.whatsapp.logs import ThrottledLog
 from bot.addons.whatsapp.outbound.messages import Text
 from tests.channel_harness import APP_SECRET, SERPRO_TOKEN, VERIFY_TOKEN, FakeAgent, serve_channel
 from tests.whatsapp_fixtures import fixture

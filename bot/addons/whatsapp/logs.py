@@ -1,11 +1,14 @@
-"""Keeping phone numbers and secrets out of log lines."""
+"""Log helpers: phone numbers and secrets kept out of log lines, and warnings about events
+that come in floods throttled."""
 
 from __future__ import annotations
 
 import logging
 import re
-from collections import OrderedDict
-from typing import Final
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from typing import Any, Final
 
 _DIGITS: Final = re.compile(r"\d")
 
@@ -105,3 +108,38 @@ def install_log_masking() -> None:
     interpolator = logging.getLogger("rasa.core.nlg.interpolator")
     if ENTITY_PAYLOAD_NOISE not in interpolator.filters:
         interpolator.addFilter(ENTITY_PAYLOAD_NOISE)
+
+
+class ThrottledLog:
+    """At most one warning per key per ``interval`` seconds for events that come in
+    floods, with the count of those not logged.
+
+    At 10x the sustainable rate the webhook refuses ~200 requests a second (503: overload,
+    Redis down, shutdown); a line for each buried the log and cost the event loop the
+    time it needs to keep shedding. The metrics still count every one.
+    """
+
+    def __init__(
+        self,
+        interval: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._log = log or logging.getLogger(__name__)
+        self._logged_at: dict[str, float] = {}
+        self._unlogged: Counter[str] = Counter()
+
+    def warn(self, key: str, message: str, *args: Any) -> None:
+        now = self._clock()
+        logged_at = self._logged_at.get(key)
+        if logged_at is not None and now - logged_at < self.interval:
+            self._unlogged[key] += 1
+            return
+        self._logged_at[key] = now
+        more = self._unlogged.pop(key, 0)
+        if more:
+            message += " (%d more since the last such line)"
+            args = (*args, more)
+        self._log.warning(message, *args)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from rasa.core.channels.channel import OutputChannel
 
+from bot.addons.whatsapp.delivery.journal import TurnProgress
 from bot.addons.whatsapp.delivery.turn_thread import on_loop
 from bot.addons.whatsapp.logs import mask_phone
 from bot.addons.whatsapp.outbound.convert import ConversionOptions, convert_response
@@ -24,15 +23,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-@dataclass
-class TurnProgress:
-    """Counts the WhatsApp messages delivered for one turn, so that a turn run again by
-    another process (after this one was killed) skips what the user already received."""
-
-    record_sent: Callable[[], Awaitable[None]]
-    skip: int = 0  # messages of this turn delivered before
 
 
 class WhatsAppOutput(OutputChannel):
@@ -83,12 +73,9 @@ class WhatsAppOutput(OutputChannel):
             if conversion.messages:
                 await self.sender.send_all(recipient_id, conversion.messages)
             return
-        for body in conversion.messages:
-            if self.progress.skip > 0:
-                self.progress.skip -= 1
-                continue
-            await self.sender.send_all(recipient_id, [body])
-            await self.progress.record_sent()
+        await self.progress.deliver(
+            conversion.messages, lambda body: self.sender.send_all(recipient_id, [body])
+        )
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         await self.send_response(recipient_id, {"text": text})

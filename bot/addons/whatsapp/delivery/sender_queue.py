@@ -1,16 +1,22 @@
 """Per-sender FIFO queues: one sender's messages one at a time, in arrival order;
 different senders concurrently, up to a limit. Bounded, so a full queue can be refused
 (the webhook then answers 503 and Meta redelivers) instead of growing without end.
+
+:class:`DispatchSink` is the webhook's sink inside ``rasa run``: accepted messages become
+:class:`Queued` turns in a :class:`Dispatcher`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from bot.addons.whatsapp.inbound.events import InboundMessage
 from bot.addons.whatsapp.logs import mask_phone
 
 logger = logging.getLogger(__name__)
@@ -113,3 +119,44 @@ class Dispatcher(Generic[T]):
             for task in list(self._workers.values()):
                 task.cancel()
             return False
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A message accepted by the webhook, waiting for its turn."""
+
+    message: InboundMessage
+    received_at: float
+    adopted: bool = False  # taken over from a process that died before finishing it
+    already_sent: int = 0  # replies that process had delivered
+
+
+class DispatchSink:
+    """The intake's sink inside ``rasa run``: the per-sender dispatcher of turns."""
+
+    def __init__(self) -> None:
+        self.dispatcher: Dispatcher[Queued] | None = None
+
+    @property
+    def accepting(self) -> bool:
+        return self.dispatcher is not None and self.dispatcher.accepting
+
+    @property
+    def depth(self) -> int:
+        return self.dispatcher.depth if self.dispatcher is not None else 0
+
+    def room(self) -> int:
+        return self.dispatcher.room() if self.dispatcher is not None else 0
+
+    def submit(self, messages: Sequence[InboundMessage], force: bool = False) -> bool:
+        if self.dispatcher is None:
+            return False
+        now = time.monotonic()
+        return self.dispatcher.submit([Queued(m, now) for m in messages], force=force)
+
+    def adopt(self, message: InboundMessage, already_sent: int) -> bool:
+        """Queue a message adopted from a dead process; False when there is no room now."""
+        if self.dispatcher is None:
+            return False
+        item = Queued(message, time.monotonic(), adopted=True, already_sent=already_sent)
+        return self.dispatcher.submit([item])

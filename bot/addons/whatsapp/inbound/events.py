@@ -1,7 +1,9 @@
-"""Typed, frozen events parsed from WhatsApp webhooks (Cloud API and Serpro alike)."""
+"""Typed, frozen events parsed from WhatsApp webhooks (Cloud API and Serpro alike), and
+the JSON codec of an :class:`InboundMessage` (the journal and the relay carry it)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -96,6 +98,42 @@ class InboundMessage:
     phone_number_id: str = ""
     profile_name: str | None = None
     data: Mapping[str, Any] = field(default_factory=dict, repr=False, hash=False, compare=False)
+
+
+def message_fields(message: InboundMessage) -> dict[str, Any]:
+    """A message as plain JSON values, enough to run its turn again (journal, relay)."""
+    return {
+        "wamid": message.wamid,
+        "wa_id": message.wa_id,
+        "type": message.type.value,
+        "timestamp": message.timestamp,
+        "phone_number_id": message.phone_number_id,
+        "profile_name": message.profile_name,
+        "data": dict(message.data),
+    }
+
+
+def message_from_fields(data: Mapping[str, Any]) -> InboundMessage:
+    """The inverse of :func:`message_fields`; KeyError or ValueError when it is not one."""
+    return InboundMessage(
+        wamid=data["wamid"],
+        wa_id=data["wa_id"],
+        type=MessageType(data["type"]),
+        timestamp=data.get("timestamp", ""),
+        phone_number_id=data.get("phone_number_id", ""),
+        profile_name=data.get("profile_name"),
+        data=data.get("data") or {},
+    )
+
+
+def message_record(message: InboundMessage) -> str:
+    """The journal form of a message (compact JSON)."""
+    return json.dumps(message_fields(message), ensure_ascii=False, separators=(",", ":"))
+
+
+def message_from_record(record: str | bytes) -> InboundMessage:
+    """The inverse of :func:`message_record`."""
+    return message_from_fields(json.loads(record))
 
 
 @dataclass(frozen=True)

@@ -16,20 +16,20 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections import Counter
-from collections.abc import Callable, Sequence, Sized
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from bot.addons.whatsapp import limits
 from bot.addons.whatsapp.config import WhatsAppSettings
-from bot.addons.whatsapp.delivery.dedup import DedupStore, message_from_fields, message_record
+from bot.addons.whatsapp.delivery.dedup import DedupStore
 from bot.addons.whatsapp.inbound.events import (
     InboundMessage,
     StatusState,
     StatusUpdate,
     WebhookError,
+    message_from_fields,
+    message_record,
 )
 from bot.addons.whatsapp.inbound.parse import (
     PayloadError,
@@ -45,7 +45,7 @@ from bot.addons.whatsapp.inbound.signature import (
     signature_matches,
     token_matches,
 )
-from bot.addons.whatsapp.logs import mask_phone
+from bot.addons.whatsapp.logs import ThrottledLog, mask_phone
 from bot.addons.whatsapp.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -84,41 +84,6 @@ class Sink(Protocol):
         the size bound (for messages whose room was counted before)."""
 
 
-class ThrottledLog:
-    """At most one warning per key per ``interval`` seconds for events that come in
-    floods, with the count of those not logged.
-
-    At 10x the sustainable rate the webhook refuses ~200 requests a second (503: overload,
-    Redis down, shutdown); a line for each buried the log and cost the event loop the
-    time it needs to keep shedding. The metrics still count every one.
-    """
-
-    def __init__(
-        self,
-        interval: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
-        log: logging.Logger = logger,
-    ) -> None:
-        self.interval = interval
-        self._clock = clock
-        self._log = log
-        self._logged_at: dict[str, float] = {}
-        self._unlogged: Counter[str] = Counter()
-
-    def warn(self, key: str, message: str, *args: Any) -> None:
-        now = self._clock()
-        logged_at = self._logged_at.get(key)
-        if logged_at is not None and now - logged_at < self.interval:
-            self._unlogged[key] += 1
-            return
-        self._logged_at[key] = now
-        more = self._unlogged.pop(key, 0)
-        if more:
-            message += " (%d more since the last such line)"
-            args = (*args, more)
-        self._log.warning(message, *args)
-
-
 class Intake:
     """Authenticates, parses, deduplicates and hands messages to ``sink``."""
 
@@ -133,7 +98,7 @@ class Intake:
         self.metrics = metrics
         self.dedup = dedup
         self.sink = sink
-        self.shedding = ThrottledLog()
+        self.shedding = ThrottledLog(log=logger)
         metrics.queue_depth = lambda: sink.depth
         metrics.dedup_entries = lambda: len(dedup) if isinstance(dedup, Sized) else 0
 

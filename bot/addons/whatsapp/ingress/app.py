@@ -17,7 +17,6 @@ run`` process adopts the journal and answers those messages.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import re
@@ -32,8 +31,9 @@ from aiohttp import web
 from bot.addons.whatsapp import limits
 from bot.addons.whatsapp.config import WhatsAppSettings
 from bot.addons.whatsapp.delivery.dedup import DedupStore, create_dedup_store
+from bot.addons.whatsapp.delivery.journal import Lease
 from bot.addons.whatsapp.errors import ConfigurationError
-from bot.addons.whatsapp.inbound.webhook import Intake, Reply, ThrottledLog
+from bot.addons.whatsapp.inbound.webhook import Intake, Reply
 from bot.addons.whatsapp.ingress.relay import Relay
 from bot.addons.whatsapp.logs import install_log_masking
 from bot.addons.whatsapp.metrics import Metrics
@@ -97,8 +97,8 @@ class Ingress:
             queue_size=settings.queue_size,
         )
         self.intake = Intake(settings, self.metrics, self.dedup, self.relay)
-        self._lease_task: asyncio.Task[None] | None = None
-        self._lease_log = ThrottledLog(interval=30.0, log=logger)
+        # Renew only: the turns of a dead ingress are rasa run's to adopt.
+        self.lease = Lease(self.dedup, settings.lease_seconds, self.metrics)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=2 * limits.WEBHOOK_BODY_MAX_BYTES)
@@ -121,9 +121,8 @@ class Ingress:
 
     async def start(self) -> None:
         install_log_masking()
-        if self.dedup.journaled:
-            await self._renew_lease()
-            self._lease_task = asyncio.ensure_future(self._lease_loop())
+        await self.lease.hold()
+        self.lease.start()
         self.relay.start()
         logger.info(
             "WhatsApp ingress ready: provider=%s, relaying to %s",
@@ -154,25 +153,8 @@ class Ingress:
 
     async def stop(self) -> None:
         await self.relay.close()
-        if self._lease_task is not None:
-            self._lease_task.cancel()
-            await asyncio.gather(self._lease_task, return_exceptions=True)
-            try:  # the journal's leftovers are adopted at once
-                await self.dedup.retire()
-            except Exception as exc:
-                logger.warning("Could not give up the lease: %s", exc)
+        await self.lease.stop()  # the journal's leftovers are adopted at once
         await self.dedup.close()
-
-    async def _renew_lease(self) -> None:
-        try:
-            await self.dedup.keep_alive(adopt=False)  # turns are rasa run's to adopt
-        except Exception as exc:
-            self._lease_log.warn("lease", "Could not renew the lease on Redis: %s", exc)
-
-    async def _lease_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.lease_seconds / 3)
-            await self._renew_lease()
 
     # --- routes ---------------------------------------------------------------------
 

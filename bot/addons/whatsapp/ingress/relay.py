@@ -29,10 +29,9 @@ from typing import Any
 
 import aiohttp
 
-from bot.addons.whatsapp.delivery.dedup import message_fields
-from bot.addons.whatsapp.inbound.events import InboundMessage
+from bot.addons.whatsapp.inbound.events import InboundMessage, message_fields
 from bot.addons.whatsapp.inbound.signature import RELAY_SIGNATURE_HEADER, relay_signature
-from bot.addons.whatsapp.inbound.webhook import ThrottledLog
+from bot.addons.whatsapp.logs import ThrottledLog
 from bot.addons.whatsapp.metrics import Metrics
 
 logger = logging.getLogger(__name__)

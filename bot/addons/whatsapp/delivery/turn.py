@@ -1,0 +1,132 @@
+"""One acknowledged message's turn in ``rasa run``: from the queue to Rasa and back.
+
+Marks the message read, turns it into a Rasa ``UserMessage`` (tapped short keys resolved
+back to their payloads), runs Rasa's turn (on the turn thread when there is one), sends a
+polite fallback when the turn produced no response, and finishes the message's journal
+entry whatever happened. An adopted message whose turn Rasa's tracker already holds is
+only finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import UserMessage
+
+from bot.addons.whatsapp.config import WhatsAppSettings
+from bot.addons.whatsapp.delivery.journal import Journal, TurnProgress
+from bot.addons.whatsapp.delivery.sender_queue import Queued
+from bot.addons.whatsapp.delivery.turn_thread import TurnThread
+from bot.addons.whatsapp.inbound.events import InboundMessage
+from bot.addons.whatsapp.inbound.to_rasa import reply_id, user_text, whatsapp_metadata
+from bot.addons.whatsapp.logs import MASK_FILTER
+from bot.addons.whatsapp.metrics import Metrics
+from bot.addons.whatsapp.outbound.messages import Text
+from bot.addons.whatsapp.outbound.sender import Sender
+from bot.addons.whatsapp.outbound.short_keys import PayloadStore
+from bot.addons.whatsapp.providers.base import Provider
+
+logger = logging.getLogger(__name__)
+
+CHANNEL_NAME = "whatsapp"
+
+
+class TurnRunner:
+    """The dispatcher's handler: runs the turn of one :class:`Queued` message.
+
+    Args:
+        output: builds the turn's output channel (it counts the responses Rasa gave).
+        tracker_store: Rasa's tracker store once the agent is loaded (None before).
+    """
+
+    def __init__(
+        self,
+        settings: WhatsAppSettings,
+        metrics: Metrics,
+        provider: Provider,
+        sender: Sender,
+        payloads: PayloadStore,
+        journal: Journal,
+        turns: TurnThread,
+        output: Callable[[TurnProgress | None], Any],
+        tracker_store: Callable[[], Any],
+        on_new_message: Callable[[UserMessage], Awaitable[Any]],
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.provider = provider
+        self.sender = sender
+        self.payloads = payloads
+        self.journal = journal
+        self.turns = turns
+        self.output = output
+        self.tracker_store = tracker_store
+        self.on_new_message = on_new_message
+        self._background: set[asyncio.Task[Any]] = set()
+
+    async def __call__(self, item: Queued) -> None:
+        message = item.message
+        MASK_FILTER.remember(message.wa_id)
+        if item.adopted and await Journal.already_answered(message, self.tracker_store()):
+            logger.info("Adopted message %s was already answered", message.wamid)
+            await self.journal.finish(message.wamid)
+            return
+        if self.settings.mark_read and not item.adopted:
+            self._in_background(self._mark_read(message.wamid))
+        text = user_text(message, self.settings.intents)
+        if reply_id(message) is not None:
+            text = await self.payloads.resolve(text)
+        output = self.output(self.journal.progress(message.wamid, item.already_sent))
+        try:
+            await self.turns.run(
+                self.on_new_message(
+                    UserMessage(
+                        text,
+                        output,
+                        sender_id=message.wa_id,
+                        input_channel=CHANNEL_NAME,
+                        message_id=message.wamid,
+                        metadata={"whatsapp": whatsapp_metadata(message)},
+                    )
+                )
+            )
+            self.metrics.messages_handled += 1
+        except Exception:
+            self.metrics.handling_errors += 1
+            logger.exception("The bot's turn for %s failed", message.wamid)
+        finally:
+            if output.responses == 0:
+                await self._break_silence(message)
+            await self.journal.finish(message.wamid)
+            self.metrics.observe_latency(time.monotonic() - item.received_at)
+
+    async def close(self) -> None:
+        """Wait for the read receipts still in flight."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def _break_silence(self, message: InboundMessage) -> None:
+        """A turn that produced no response (the action server down, an error in a
+        policy) gets a polite message rather than silence; WPP_SILENCE_FALLBACK="" turns it off."""
+        self.metrics.silent_turns += 1
+        logger.warning("The bot gave no response to %s", message.wamid)
+        if self.settings.silence_fallback:
+            try:
+                await self.sender.send_all(message.wa_id, [Text(self.settings.silence_fallback)])
+            except Exception:
+                logger.exception("Could not send the fallback message for %s", message.wamid)
+
+    def _in_background(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _mark_read(self, wamid: str) -> None:
+        try:
+            await self.provider.mark_read(wamid, typing=self.settings.typing_indicator)
+        except Exception as exc:  # never let a read receipt break a turn
+            logger.warning("Could not mark %s read: %s", wamid, exc)
