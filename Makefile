@@ -11,7 +11,7 @@ MODEL  := models/nova-aurora.tar.gz
 TRAINING_FILES := config.yml domain.yml $(wildcard data/*.yml)
 CODE   := bot actions knowledge simulator tests scripts bench
 
-.PHONY: help install train run test lint format validate test-unit test-stories test-nlu clean \
+.PHONY: help install train run test lint format validate test-unit test-fast test-stories test-nlu clean \
         register-webhook list-webhooks bench
 
 help: ## List the targets
@@ -49,6 +49,9 @@ format: install ## Apply ruff's formatting and safe fixes
 
 test-unit: install train ## pytest: unit, HTTP and end-to-end tests (uses the trained model)
 	$(PY) -m pytest
+
+test-fast: install ## The inner loop (~1 min): unit and HTTP tests, no training, no rasa run (pytest -m "not e2e")
+	$(PY) -m pytest -m "not e2e" -q
 
 test-stories: install train ## End-to-end test stories (tests/test_stories.yml), failing on any prediction error
 	$(RASA) test core --model $(MODEL) --stories tests/test_stories.yml \
