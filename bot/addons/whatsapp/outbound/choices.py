@@ -38,20 +38,24 @@ def add_choices(
     """Append the messages offering ``buttons`` (with ``text`` as their body)."""
     url_buttons = [b for b in buttons if b.get("url")]
     replies = [b for b in buttons if not b.get("url")]
-    if not replies:
-        body = _interactive_body(text, options, conversion) if text.strip() else ""
-        for button in url_buttons:
-            conversion.messages.append(
-                CtaUrl(
-                    body=body or cut(str(button.get("title", "")), limits.INTERACTIVE_BODY_MAX),
-                    display_text=cut(
-                        str(button.get("title", "Abrir")), limits.CTA_URL_DISPLAY_TEXT_MAX
-                    ),
-                    url=str(button["url"]),
-                )
-            )
-        return
-    body = _interactive_body(text, options, conversion)
+    if replies:
+        _add_replies(_interactive_body(text, options, conversion), replies, options, conversion)
+        # The text went with the replies: each link is then introduced by its own title.
+        link_body, fallback = "", options.choose_prompt
+    else:
+        link_body = _interactive_body(text, options, conversion) if text.strip() else ""
+        fallback = ""
+    for button in url_buttons:
+        conversion.messages.append(_cta_url(button, link_body, fallback))
+
+
+def _add_replies(
+    body: str,
+    replies: Sequence[Mapping[str, Any]],
+    options: ConversionOptions,
+    conversion: Conversion,
+) -> None:
+    """Reply buttons for up to 3, else list pages of up to 10 rows."""
     payloads = [_button_payload(b) for b in replies]
     full_titles = [
         " ".join(str(b.get("title", "")).split()) or p
@@ -68,44 +72,40 @@ def add_choices(
                 body=body, buttons=tuple(Button(i, t) for i, t in zip(ids, titles, strict=True))
             )
         )
-    else:
-        ids = _ids(payloads, limits.LIST_ROW_ID_MAX, conversion)
-        titles = _distinct(
-            [cut(t, limits.LIST_ROW_TITLE_MAX) for t in full_titles], limits.LIST_ROW_TITLE_MAX
+        return
+    ids = _ids(payloads, limits.LIST_ROW_ID_MAX, conversion)
+    titles = _distinct(
+        [cut(t, limits.LIST_ROW_TITLE_MAX) for t in full_titles], limits.LIST_ROW_TITLE_MAX
+    )
+    rows = [
+        ListRow(
+            id=row_id,
+            title=title,
+            description=cut(full, limits.LIST_ROW_DESCRIPTION_MAX) if full != title else None,
         )
-        rows = [
-            ListRow(
-                id=row_id,
-                title=title,
-                description=cut(full, limits.LIST_ROW_DESCRIPTION_MAX) if full != title else None,
-            )
-            for row_id, title, full in zip(ids, titles, full_titles, strict=True)
-        ]
-        pages = [
-            rows[i : i + limits.LIST_ROWS_MAX] for i in range(0, len(rows), limits.LIST_ROWS_MAX)
-        ]
-        label = cut(options.list_button_label, limits.LIST_BUTTON_LABEL_MAX)
-        for number, page in enumerate(pages, start=1):
-            page_body = body
-            if len(pages) > 1:
-                marker = f" ({number}/{len(pages)})"
-                page_body = cut(body, limits.INTERACTIVE_BODY_MAX - len(marker)) + marker
-            conversion.messages.append(
-                ListMessage(
-                    body=page_body, button_label=label, sections=(ListSection(rows=tuple(page)),)
-                )
-            )
-    for button in url_buttons:
+        for row_id, title, full in zip(ids, titles, full_titles, strict=True)
+    ]
+    pages = [rows[i : i + limits.LIST_ROWS_MAX] for i in range(0, len(rows), limits.LIST_ROWS_MAX)]
+    label = cut(options.list_button_label, limits.LIST_BUTTON_LABEL_MAX)
+    for number, page in enumerate(pages, start=1):
+        page_body = body
+        if len(pages) > 1:
+            marker = f" ({number}/{len(pages)})"
+            page_body = cut(body, limits.INTERACTIVE_BODY_MAX - len(marker)) + marker
         conversion.messages.append(
-            CtaUrl(
-                body=cut(str(button.get("title", "")), limits.INTERACTIVE_BODY_MAX)
-                or options.choose_prompt,
-                display_text=cut(
-                    str(button.get("title", "Abrir")), limits.CTA_URL_DISPLAY_TEXT_MAX
-                ),
-                url=str(button["url"]),
+            ListMessage(
+                body=page_body, button_label=label, sections=(ListSection(rows=tuple(page)),)
             )
         )
+
+
+def _cta_url(button: Mapping[str, Any], body: str, fallback: str) -> CtaUrl:
+    """A link button as a ``cta_url``: ``body``, else the button's title, else ``fallback``."""
+    return CtaUrl(
+        body=body or cut(str(button.get("title", "")), limits.INTERACTIVE_BODY_MAX) or fallback,
+        display_text=cut(str(button.get("title", "Abrir")), limits.CTA_URL_DISPLAY_TEXT_MAX),
+        url=str(button["url"]),
+    )
 
 
 def _interactive_body(text: str, options: ConversionOptions, conversion: Conversion) -> str:
