@@ -7,14 +7,11 @@ from typing import Any
 import pytest
 
 from bot.addons.whatsapp import limits
-from bot.addons.whatsapp.outbound.convert import (
-    ConversionOptions,
-    check_custom,
-    convert_response,
-    split_text,
-)
+from bot.addons.whatsapp.outbound.convert import ConversionOptions, convert_response
+from bot.addons.whatsapp.outbound.custom import check_custom
 from bot.addons.whatsapp.outbound.messages import ListMessage, ReplyButtons, Text
 from bot.addons.whatsapp.outbound.short_keys import PayloadStore
+from bot.addons.whatsapp.outbound.text import split_text
 from bot.addons.whatsapp.providers.cloud.bodies import cloud_body, mark_read_body, message_object
 from tests.whatsapp_fixtures import fixture
 

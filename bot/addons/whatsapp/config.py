@@ -60,7 +60,6 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "max_retries": ("WPP_MAX_RETRIES", "8"),
     "http_timeout": ("WPP_HTTP_TIMEOUT", "10"),
     "list_button_label": ("WPP_LIST_BUTTON_LABEL", "Ver opções"),
-    "more_label": ("WPP_MORE_LABEL", "Mais opções"),
     "preview_urls": ("WPP_PREVIEW_URLS", "true"),
     "reengagement_template": ("WPP_REENGAGEMENT_TEMPLATE", ""),
     "reengagement_language": ("WPP_REENGAGEMENT_LANGUAGE", "pt_BR"),
@@ -122,7 +121,6 @@ class WhatsAppSettings:
     max_retries: int = 8
     http_timeout: float = 10.0
     list_button_label: str = "Ver opções"
-    more_label: str = "Mais opções"
     preview_urls: bool = True
     reengagement_template: str = ""
     reengagement_language: str = "pt_BR"
@@ -222,7 +220,6 @@ class WhatsAppSettings:
             max_retries=number("max_retries", int, 0),
             http_timeout=number("http_timeout", float, 0.1),
             list_button_label=raw["list_button_label"],
-            more_label=raw["more_label"],
             preview_urls=flag("preview_urls"),
             reengagement_template=raw["reengagement_template"],
             reengagement_language=raw["reengagement_language"],

@@ -1,6 +1,6 @@
 """The internal model of an outgoing WhatsApp message.
 
-Rasa responses are converted into these (``outbound.py``, pure functions); each provider
+Rasa responses are converted into these (``convert.py``, pure functions); each provider
 turns them into its own request body (Graph API JSON for ``cloud``, Serpro's JSON for
 ``serpro``). Every value here is already within WhatsApp's limits (``limits.py``): the
 conversion does the cutting, the providers only translate.

@@ -1,23 +1,53 @@
 """Short keys for button/row ids over WhatsApp's limit, mapped back to the Rasa payload.
 
-The conversion replaces a payload too long for an id with a deterministic short key
-(``outbound.short_key``); the output channel remembers key ▸ payload here before sending,
-and the inbound side resolves a tapped id back to the payload. In memory by default;
-on Redis when ``REDIS_URL`` is set, so any process can resolve a key another one made.
+The conversion (``choices.py``) replaces a payload too long, repeated or unusable as an id
+with a deterministic short key (``payload_ids``); the output channel remembers
+key ▸ payload (``Conversion.payload_keys``) in a ``PayloadStore`` before sending, and the
+inbound side resolves a tapped id back to the payload. In memory by default; on Redis
+when ``REDIS_URL`` is set, so any process can resolve a key another one made.
+
+Must not import the conversion (``convert.py`` and its parts import this).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from bot.addons.whatsapp.outbound.convert import SHORT_KEY_PREFIX
 from bot.addons.whatsapp.redis_client import redis_client
 
+SHORT_KEY_PREFIX = "~k:"
 # A list can be tapped long after it was sent; keep keys for 30 days.
 DEFAULT_TTL = 30 * 24 * 3600.0
+
+
+def short_key(payload: str, salt: str = "") -> str:
+    """A deterministic key for a payload too long (or unusable) as a button/row id."""
+    digest = hashlib.sha256(f"{salt}\x00{payload}".encode()).digest()
+    return SHORT_KEY_PREFIX + base64.urlsafe_b64encode(digest[:16]).decode().rstrip("=")
+
+
+def payload_ids(payloads: Sequence[str], limit: int) -> tuple[list[str], dict[str, str]]:
+    """Ids within ``limit`` and unique, and the key ▸ payload map of those made short keys.
+
+    A payload is its own id when it fits, has no surrounding blanks and is not repeated;
+    otherwise it gets a short key, which the returned map resolves back to it.
+    """
+    ids = []
+    keys: dict[str, str] = {}
+    used: set[str] = set()
+    for index, payload in enumerate(payloads):
+        usable = payload and payload == payload.strip() and len(payload) <= limit
+        identifier = payload if usable and payload not in used else short_key(payload, str(index))
+        if identifier != payload:
+            keys[identifier] = payload
+        used.add(identifier)
+        ids.append(identifier)
+    return ids, keys
 
 
 class PayloadStore:
