@@ -77,3 +77,34 @@ def test_it_reads_its_settings_from_an_endpoint_config_like_rasa_does(prefix: st
     connection = store.red.connection_pool.connection_kwargs
     assert (connection["host"], connection["port"], connection["db"]) == ("cache.internal", 6390, 3)
     assert store.key_prefix == ("rasa:lock:" if prefix else "lock:")
+
+
+def test_a_turn_longer_than_the_lock_lifetime_keeps_its_lock_until_it_ends() -> None:
+    """A send retried through an outage can outlast TICKET_LOCK_LIFETIME: the held ticket
+    is renewed, so another process's turn of the same conversation waits for it."""
+    spans: dict[str, tuple[float, float]] = {}
+    with redis_server() as redis:
+
+        def process(name: str, start_after: float, hold: float) -> None:
+            store = AtomicRedisLockStore(port=redis.port, db=0, key_prefix="rasa")
+            store.poll_seconds = 0.01
+
+            async def turn() -> None:
+                await asyncio.sleep(start_after)
+                async with store.lock("5561999990001", lock_lifetime=1):
+                    began = time.monotonic()
+                    await asyncio.sleep(hold)
+                    spans[name] = (began, time.monotonic())
+
+            asyncio.run(asyncio.wait_for(turn(), 30))
+
+        threads = [
+            threading.Thread(target=process, args=("slow", 0.0, 3.5)),
+            threading.Thread(target=process, args=("next", 0.3, 0.1)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(40)
+        assert sorted(spans) == ["next", "slow"]
+        assert spans["next"][0] >= spans["slow"][1]  # never beside the slow turn

@@ -10,6 +10,14 @@ concurrent changes are retried instead of lost. A ticket that expired while wait
 replaced by a new one rather than waited on for ever, and waiting turns poll every
 50 ms instead of every second.
 
+The held ticket outlives the turn: Rasa gives a ticket a fixed lifetime
+(``TICKET_LOCK_LIFETIME``), while one turn can take longer (a send retried through a
+WhatsApp outage waits over 90 s with the default retries). An expired ticket is dropped
+by the next process that looks, and that process's turn then runs beside this one, out
+of order. So a turn starts only once its ticket is confirmed first in line and unexpired
+(:meth:`AtomicRedisLockStore._hold`), and the ticket is renewed every third of its
+lifetime until the turn ends.
+
 Use it in ``endpoints.yml``::
 
     lock_store:
@@ -24,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -99,6 +108,36 @@ class AtomicRedisLockStore(RedisLockStore):
 
         self._change(conversation_id, change)
 
+    def _hold(self, conversation_id: str, ticket_number: int, lifetime: float) -> bool:
+        """Extend ``ticket_number`` by ``lifetime`` if it is first in line and unexpired;
+        False when it is not (expired and dropped, or not yet served)."""
+
+        def change(lock: TicketLock | None) -> tuple[TicketLock | None, bool]:
+            if lock is None:
+                return None, False
+            ticket = lock._ticket_for_ticket_number(ticket_number)
+            if ticket is None or ticket.has_expired() or lock.is_locked(ticket_number):
+                return lock, False
+            ticket.expires = time.time() + lifetime
+            return lock, True
+
+        return self._change(conversation_id, change)
+
+    async def _renew(self, conversation_id: str, ticket_number: int, lifetime: float) -> None:
+        while True:
+            await asyncio.sleep(lifetime / 3)
+            try:
+                held = self._hold(conversation_id, ticket_number, lifetime)
+            except Exception as exc:  # Redis unreachable: try again at the next tick
+                logger.warning("Could not renew the conversation lock: %s", exc)
+                continue
+            if not held:
+                logger.error(
+                    "A turn lost its conversation lock (ticket expired); another turn may "
+                    "run beside it. Raise TICKET_LOCK_LIFETIME."
+                )
+                return
+
     @asynccontextmanager
     async def lock(
         self,
@@ -110,7 +149,11 @@ class AtomicRedisLockStore(RedisLockStore):
         try:
             while True:
                 lock = self.get_lock(conversation_id)
-                if lock is not None and not lock.is_locked(ticket):
+                if (
+                    lock is not None
+                    and not lock.is_locked(ticket)
+                    and self._hold(conversation_id, ticket, lock_lifetime)
+                ):
                     break
                 if lock is None or lock._ticket_for_ticket_number(ticket) is None:
                     logger.warning(
@@ -122,6 +165,11 @@ class AtomicRedisLockStore(RedisLockStore):
                     continue
                 await asyncio.sleep(min(wait_time_in_seconds, self.poll_seconds))
                 self.update_lock(conversation_id)
-            yield lock
+            renewal = asyncio.ensure_future(self._renew(conversation_id, ticket, lock_lifetime))
+            try:
+                yield lock
+            finally:
+                renewal.cancel()
+                await asyncio.gather(renewal, return_exceptions=True)
         finally:
             self.cleanup(conversation_id, ticket)
