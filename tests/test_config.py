@@ -6,7 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
+from rasa.shared.exceptions import InvalidConfigException
 
+from bot.addons.whatsapp.channel import WhatsAppInput
 from bot.addons.whatsapp.config import SETTINGS, WhatsAppSettings
 from bot.addons.whatsapp.errors import ConfigurationError
 
@@ -125,3 +127,15 @@ def test_every_setting_is_documented_with_its_default(name: str) -> None:
     assert row.variable in examples, f"{row.variable} is missing from variables.env.example"
     default = WhatsAppSettings.__dataclass_fields__[name].default
     assert row.parse(examples[row.variable]) == default
+
+
+def test_the_rasa_channel_raises_rasas_own_config_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # rasa run prints its own exception types as one line; anything else as a traceback.
+    for variable, value in CLOUD_ENV.items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("WPP_QUEUE_SIZE", "many")
+    with pytest.raises(InvalidConfigException, match="WPP_QUEUE_SIZE must be a number") as raised:
+        WhatsAppInput.from_credentials({"provider": "cloud"})
+    assert isinstance(raised.value.__cause__, ConfigurationError)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel, UserMessage
+from rasa.shared.exceptions import InvalidConfigException
 from sanic import Blueprint, response
 from sanic.log import access_logger as sanic_access_logger
 from sanic.request import Request
@@ -35,6 +36,7 @@ from bot.addons.whatsapp.config import WhatsAppSettings
 from bot.addons.whatsapp.delivery.dedup import DedupStore, Orphan, create_dedup_store
 from bot.addons.whatsapp.delivery.sender_queue import Dispatcher
 from bot.addons.whatsapp.delivery.turn_thread import TurnThread
+from bot.addons.whatsapp.errors import ConfigurationError
 from bot.addons.whatsapp.inbound.events import InboundMessage
 from bot.addons.whatsapp.inbound.to_rasa import reply_id, user_text, whatsapp_metadata
 from bot.addons.whatsapp.inbound.webhook import Intake, Reply
@@ -151,7 +153,17 @@ class WhatsAppInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> WhatsAppInput:
-        return cls(WhatsAppSettings.from_credentials(credentials))
+        """The channel for ``rasa run``, from its ``credentials.yml`` section.
+
+        Raises:
+            InvalidConfigException: naming the variable of a missing or invalid setting;
+                ``rasa run`` prints Rasa's own exceptions as one line, not a traceback.
+        """
+        try:
+            settings = WhatsAppSettings.from_credentials(credentials)
+        except ConfigurationError as error:
+            raise InvalidConfigException(str(error)) from error
+        return cls(settings)
 
     def get_output_channel(self, progress: TurnProgress | None = None) -> WhatsAppOutput:
         return WhatsAppOutput(self.sender, self.payloads, self.options, progress)
