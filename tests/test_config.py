@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
+import re
+from pathlib import Path
 
-from bot.addons.whatsapp.config import WhatsAppSettings
+import pytest
+from rasa.shared.exceptions import InvalidConfigException
+
+from bot.addons.whatsapp.channel import WhatsAppInput
+from bot.addons.whatsapp.config import SETTINGS, WhatsAppSettings
 from bot.addons.whatsapp.errors import ConfigurationError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CLOUD_ENV = {
     "WPP_AUTHORIZATION_TOKEN": "tok-secret",
@@ -50,8 +57,9 @@ def test_serpro_needs_its_own_variables_not_metas() -> None:
     [
         ("WPP_PROVIDER", "twilio", "WPP_PROVIDER must be 'cloud' or 'serpro'"),
         ("WPP_QUEUE_SIZE", "many", "WPP_QUEUE_SIZE must be a number"),
-        ("WPP_MAX_CONCURRENCY", "0", "WPP_MAX_CONCURRENCY must be at least 1"),
-        ("WPP_MARK_READ", "perhaps", "WPP_MARK_READ must be true or false"),
+        ("WPP_MAX_CONCURRENCY", "0", "WPP_MAX_CONCURRENCY must be at least 1, not '0'"),
+        ("WPP_HTTP_TIMEOUT", "0.01", "WPP_HTTP_TIMEOUT must be at least 0.1, not '0.01'"),
+        ("WPP_MARK_READ", "perhaps", "WPP_MARK_READ must be true or false, not 'perhaps'"),
     ],
 )
 def test_invalid_values_are_named(variable: str, value: str, problem: str) -> None:
@@ -73,3 +81,61 @@ def test_inbound_intent_names_come_from_credentials() -> None:
     )
     assert settings.intents.location == "enviar_local"
     assert settings.intents.media == "send_media"
+
+
+def test_an_invalid_value_from_credentials_names_its_variable() -> None:
+    with pytest.raises(ConfigurationError, match="WPP_QUEUE_SIZE must be a number, not 'lots'"):
+        WhatsAppSettings.from_credentials({"queue_size": "lots"}, CLOUD_ENV)
+
+
+def test_values_are_parsed_by_their_kind() -> None:
+    env = {
+        **CLOUD_ENV,
+        "WPP_API_BASE_URL": "http://127.0.0.1:9000/",
+        "SERPRO_READ_RECEIPT_PATH": "/requisicao/mensagem/status/",
+        "WPP_MARK_READ": "off",
+        "WPP_MAX_CONCURRENCY": " 4 ",
+        "WPP_LEASE_SECONDS": "2.5",
+    }
+    settings = WhatsAppSettings.from_credentials({"provider": "CLOUD"}, env)
+    assert settings.provider == "cloud"
+    assert settings.api_base_url == "http://127.0.0.1:9000"
+    assert settings.serpro_read_receipt_path == "requisicao/mensagem/status"
+    assert settings.mark_read is False
+    assert settings.max_concurrency == 4
+    assert settings.lease_seconds == 2.5
+
+
+def test_an_unknown_intent_key_is_named() -> None:
+    with pytest.raises(ConfigurationError, match="unknown key locaton under 'intents'"):
+        WhatsAppSettings.from_credentials({"intents": {"locaton": "enviar_local"}}, CLOUD_ENV)
+
+
+def example_values() -> dict[str, str]:
+    values = {}
+    for line in (ROOT / "variables.env.example").read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^#?\s*([A-Z][A-Z0-9_]*)=(.*)$", line)
+        if match:
+            values[match.group(1)] = match.group(2)
+    return values
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_every_setting_is_documented_with_its_default(name: str) -> None:
+    row = SETTINGS[name]
+    examples = example_values()
+    assert row.variable in examples, f"{row.variable} is missing from variables.env.example"
+    default = WhatsAppSettings.__dataclass_fields__[name].default
+    assert row.parse(examples[row.variable]) == default
+
+
+def test_the_rasa_channel_raises_rasas_own_config_error_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # rasa run prints its own exception types as one line; anything else as a traceback.
+    for variable, value in CLOUD_ENV.items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("WPP_QUEUE_SIZE", "many")
+    with pytest.raises(InvalidConfigException, match="WPP_QUEUE_SIZE must be a number") as raised:
+        WhatsAppInput.from_credentials({"provider": "cloud"})
+    assert isinstance(raised.value.__cause__, ConfigurationError)

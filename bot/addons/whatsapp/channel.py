@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel, UserMessage
+from rasa.shared.exceptions import InvalidConfigException
 from sanic import Blueprint, response
 from sanic.log import access_logger as sanic_access_logger
 from sanic.request import Request
@@ -34,6 +35,7 @@ from bot.addons.whatsapp.delivery.journal import Journal, Lease, Orphan, TurnPro
 from bot.addons.whatsapp.delivery.sender_queue import Dispatcher, DispatchSink, Queued
 from bot.addons.whatsapp.delivery.turn import CHANNEL_NAME, TurnRunner
 from bot.addons.whatsapp.delivery.turn_thread import TurnThread
+from bot.addons.whatsapp.errors import ConfigurationError
 from bot.addons.whatsapp.inbound.webhook import Intake, Reply
 from bot.addons.whatsapp.logs import install_log_masking
 from bot.addons.whatsapp.metrics import Metrics
@@ -116,7 +118,17 @@ class WhatsAppInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> WhatsAppInput:
-        return cls(WhatsAppSettings.from_credentials(credentials))
+        """The channel for ``rasa run``, from its ``credentials.yml`` section.
+
+        Raises:
+            InvalidConfigException: naming the variable of a missing or invalid setting;
+                ``rasa run`` prints Rasa's own exceptions as one line, not a traceback.
+        """
+        try:
+            settings = WhatsAppSettings.from_credentials(credentials)
+        except ConfigurationError as error:
+            raise InvalidConfigException(str(error)) from error
+        return cls(settings)
 
     def get_output_channel(self, progress: TurnProgress | None = None) -> WhatsAppOutput:
         return WhatsAppOutput(self.sender, self.payloads, self.options, progress)

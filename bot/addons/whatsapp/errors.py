@@ -14,7 +14,12 @@ class WhatsAppError(Exception):
 
 
 class ConfigurationError(WhatsAppError):
-    """A required setting is missing or invalid; the message names the variable."""
+    """A required setting is missing or invalid; the message names the variable.
+
+    ``rasa run`` sees it as Rasa's ``InvalidConfigException`` (see
+    ``WhatsAppInput.from_credentials``); this module must not import Rasa, since the
+    ingress uses it.
+    """
 
 
 # Codes that mean "try again later": throughput, pair rate, temporary server trouble.
@@ -33,13 +38,12 @@ RETRYABLE_CODES: Final[frozenset[int]] = frozenset(
     }
 )
 
-THROTTLING_CODES: Final[frozenset[int]] = frozenset({4, 80007, 130429, 131056})
-"""Codes that mean we are sending too fast; backoff grows faster for these."""
-
 REENGAGEMENT_CODE: Final = 131047
 """More than 24 hours since the user's last message: only a template may be sent."""
 
 PAIR_RATE_CODE: Final = 131056
+"""Too many messages to the same recipient: the sender waits 4^attempt s, as Meta advises,
+instead of its usual exponential backoff (``Retry-After`` still wins when given)."""
 
 
 class WhatsAppApiError(WhatsAppError):
@@ -85,10 +89,6 @@ class WhatsAppApiError(WhatsAppError):
         if self.http_status == 0 or self.http_status == 429 or self.http_status >= 500:
             return True
         return self.code in RETRYABLE_CODES
-
-    @property
-    def throttled(self) -> bool:
-        return self.http_status == 429 or self.code in THROTTLING_CODES
 
     @property
     def reengagement(self) -> bool:

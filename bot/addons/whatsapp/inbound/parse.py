@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.addons.whatsapp.errors import WhatsAppError
 from bot.addons.whatsapp.inbound.events import (
     ErrorDetail,
     InboundMessage,
@@ -27,7 +28,7 @@ from bot.addons.whatsapp.inbound.events import (
 CLOUD_OBJECT = "whatsapp_business_account"
 
 
-class PayloadError(ValueError):
+class PayloadError(WhatsAppError):
     """The webhook body as a whole is not something we accept (answered with 400)."""
 
 

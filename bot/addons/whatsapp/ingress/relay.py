@@ -29,6 +29,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.addons.whatsapp.errors import WhatsAppError
 from bot.addons.whatsapp.inbound.events import InboundMessage, message_fields
 from bot.addons.whatsapp.inbound.signature import RELAY_SIGNATURE_HEADER, relay_signature
 from bot.addons.whatsapp.logs import ThrottledLog
@@ -39,7 +40,7 @@ logger = logging.getLogger(__name__)
 RELAY_PATH = "/webhooks/whatsapp/relay"
 
 
-class RelayRefused(Exception):
+class RelayRefused(WhatsAppError):
     """``rasa run`` answered something other than 200."""
 
     def __init__(self, status: int, reason: str) -> None:

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from bot.addons.whatsapp.errors import WhatsAppApiError
+from bot.addons.whatsapp.errors import WhatsAppApiError, WhatsAppError
 from bot.addons.whatsapp.providers.serpro.client import SerproProvider
 
 
-class RegistrationError(Exception):
+class RegistrationError(WhatsAppError):
     """A registration step failed; ``exit_code`` tells which kind of failure."""
 
     def __init__(self, message: str, exit_code: int) -> None:
