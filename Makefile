@@ -11,8 +11,8 @@ MODEL  := models/nova-aurora.tar.gz
 TRAINING_FILES := config.yml domain.yml $(wildcard data/*.yml)
 CODE   := bot actions knowledge simulator tests scripts bench
 
-.PHONY: help install train run test lint format validate test-unit test-fast test-stories test-nlu clean \
-        register-webhook list-webhooks bench
+.PHONY: help install train run test lint format validate test-unit test-stories test-nlu clean \
+        register-webhook list-webhooks bench test-fast docs docs-serve
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -61,7 +61,7 @@ test-nlu: install train ## NLU on held-out phrases (tests/nlu_holdout.yml); fail
 	$(RASA) test nlu --model $(MODEL) --nlu tests/nlu_holdout.yml --out results/nlu
 	$(PY) -m scripts.check_nlu results/nlu/intent_report.json --min-accuracy 0.90
 
-test: lint validate test-unit test-stories test-nlu ## Everything CI runs: lint, validate, pytest, stories, NLU
+test: lint validate test-unit test-stories test-nlu ## Everything CI runs: lint, validate, pytest (docs included), stories, NLU
 	@echo "make test: all checks passed"
 
 bench: install train ## Benchmarks on a real stack (~12 min): bench/results/results.{md,json}
@@ -69,6 +69,12 @@ bench: install train ## Benchmarks on a real stack (~12 min): bench/results/resu
 	$(VENV)/bin/pytest bench/test_conversion.py -q -p no:cacheprovider \
 		--benchmark-json=bench/results/conversion.json
 	$(PY) -m bench --out bench/results
+
+docs: install ## Build the documentation site (docs/, mkdocs.yml) into site/, failing on any warning
+	$(VENV)/bin/mkdocs build --strict
+
+docs-serve: install ## Serve the documentation at http://localhost:8000, rebuilt on every change
+	$(VENV)/bin/mkdocs serve --strict
 
 register-webhook: install ## Register WEBHOOK_PUBLIC_URL with Serpro (reads .env), then list to confirm
 	$(PY) -m bot.addons.whatsapp.providers.serpro register
@@ -78,4 +84,4 @@ list-webhooks: install ## List the webhooks registered with Serpro
 	$(PY) -m bot.addons.whatsapp.providers.serpro list
 
 clean: ## Remove the trained model and test results
-	rm -rf models results artifacts .run
+	rm -rf models results artifacts .run site
