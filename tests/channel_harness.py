@@ -155,9 +155,12 @@ async def serve_channel(
 ) -> AsyncIterator[Served]:
     provider = RecordingProvider()
     dedup = overrides.pop("dedup", None)
+    payloads = overrides.pop("payloads", None)
     cors = overrides.pop("cors", None)
     port = overrides.pop("port", None) or free_port()
-    channel = WhatsAppInput(settings(**overrides), provider=provider, dedup=dedup)
+    channel = WhatsAppInput(
+        settings(**overrides), provider=provider, dedup=dedup, payloads=payloads
+    )
     agent = agent or FakeAgent()
     app = Sanic(f"whatsapp_test_{next(_names)}", configure_logging=False)  # as Rasa does
     app.ctx.agent = agent

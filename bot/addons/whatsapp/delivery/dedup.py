@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from bot.addons.whatsapp.delivery.journal import Orphan, RedisDedupStore
@@ -43,7 +43,14 @@ class DedupStore(Protocol):
         """One more WhatsApp message was delivered for the turn of ``key``."""
 
     async def keep_alive(self, adopt: bool = True) -> list[Orphan]:
-        """Renew this process's lease; adopt and return dead processes' messages."""
+        """Renew this process's lease; adopt dead processes' journals and return every
+        adopted message not yet queued (:meth:`forget_adopted`), oldest first."""
+
+    async def forget_adopted(self, keys: Sequence[str]) -> None:
+        """These adopted messages were queued for their turns."""
+
+    async def owns(self, key: str) -> bool:
+        """Whether ``key`` is still this process's to answer (not adopted by another)."""
 
     async def retire(self) -> None:
         """Give up the lease at a clean shutdown (what is left is adopted at once)."""
@@ -100,6 +107,12 @@ class MemoryDedupStore:
 
     async def keep_alive(self, adopt: bool = True) -> list[Orphan]:
         return []
+
+    async def forget_adopted(self, keys: Sequence[str]) -> None:
+        return None
+
+    async def owns(self, key: str) -> bool:
+        return True
 
     async def retire(self) -> None:
         return None

@@ -13,17 +13,17 @@ message's life from claim to finish:
   (:class:`TurnProgress`);
 * **finish** — when the turn is over, the entry leaves the journal (the claim stays, so
   a redelivery is still a duplicate);
-* **lease and adoption** — each process renews a lease (:class:`Lease`, one loop for
+* **lease and adoption** — each process renews a lease (:mod:`.lease`, one loop for
   ``rasa run`` and the ingress); when a lease expires, exactly one ``rasa run`` process
   adopts the dead one's journal and finishes its turns, skipping turns Rasa's tracker
-  already holds (:meth:`Journal.already_answered`).
+  already holds (:meth:`Journal.already_answered`); a process whose turn was adopted
+  while it stalled stops that turn (:meth:`Journal.still_ours`).
 
-Without Redis there is no journal: :class:`Journal` and :class:`Lease` then do nothing.
+Without Redis there is no journal: :class:`Journal` and the lease then do nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.addons.whatsapp.inbound.events import InboundMessage, message_from_record
-from bot.addons.whatsapp.logs import ThrottledLog
-from bot.addons.whatsapp.metrics import Metrics
 from bot.addons.whatsapp.redis_client import redis_client
 
 if TYPE_CHECKING:
@@ -76,12 +74,23 @@ return 0
 """
 
 # Adopt a dead process's journal, once: whoever runs this first moves the entries.
+_FINISH = """
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then redis.call('DEL', KEYS[2]) end
+"""
+
+# Adopt a dead process's journal, once: whoever runs this first moves the entries into its
+# own journal and into its backlog of adopted messages (``adopted:<owner>``), where they
+# stay until handed to a turn (:meth:`RedisDedupStore.forget_adopted`). So a reply lost on
+# the way back (a Redis timeout) loses nothing: the next renewal reads the backlog again.
 _ADOPT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return {} end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local entries = redis.call('HGETALL', KEYS[2])
-for i = 1, #entries, 2 do redis.call('HSET', KEYS[3], entries[i], entries[i + 1]) end
-redis.call('DEL', KEYS[2])
-return entries
+for i = 1, #entries, 2 do
+  redis.call('HSET', KEYS[3], entries[i], entries[i + 1])
+  redis.call('HSET', KEYS[4], entries[i], entries[i + 1])
+end
+redis.call('DEL', KEYS[2], KEYS[5])
+return #entries / 2
 """
 
 
@@ -90,7 +99,9 @@ class RedisDedupStore:
 
     Keys (``prefix`` = ``wa:``): ``dedup:<wamid>`` the claim (``SET NX EX``);
     ``journal:<owner>`` a hash of the owner's unfinished messages; ``sent:<wamid>`` how
-    many replies went out; ``alive:<owner>`` the owner's lease.
+    many replies went out; ``alive:<owner>`` the owner's lease; ``adopted:<owner>`` the
+    messages it adopted and has not yet queued. Redis Cluster is not supported: the
+    scripts touch keys of several processes, which need not share a slot.
 
     Raises ``redis.exceptions.RedisError`` when Redis is unreachable; the channel then
     answers 503 so Meta redelivers, rather than acknowledging what it cannot protect.
@@ -115,6 +126,8 @@ class RedisDedupStore:
         self._alive = f"{prefix}alive:{self.owner}"
         self._claim = self._redis.register_script(_CLAIM)
         self._adopt = self._redis.register_script(_ADOPT)
+        self._finish = self._redis.register_script(_FINISH)
+        self._adopted = f"{prefix}adopted:{self.owner}"
         self._take_over = self._redis.register_script(_TAKE_OVER)
 
     async def claim(self, key: str, record: str = "") -> bool:
@@ -135,10 +148,9 @@ class RedisDedupStore:
             await pipe.execute()
 
     async def finish(self, key: str) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(self._journal, key)
-            pipe.delete(self._prefix + "sent:" + key)
-            await pipe.execute()
+        # Only if the entry is still ours: the count of a turn another process adopted
+        # is that process's to keep.
+        await self._finish(keys=[self._journal, self._prefix + "sent:" + key], args=[key])
 
     async def count_sent(self, key: str) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -148,26 +160,44 @@ class RedisDedupStore:
 
     async def keep_alive(self, adopt: bool = True) -> list[Orphan]:
         await self._redis.set(self._alive, b"1", ex=self._lease)
-        orphans: list[Orphan] = []
         if not adopt:
-            return orphans
+            return []
         journal_prefix = self._prefix + "journal:"
         async for raw_key in self._redis.scan_iter(match=journal_prefix + "*", count=100):
             key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
             dead = key[len(journal_prefix) :]
-            if dead == self.owner:
-                continue
-            entries = await self._adopt(
-                keys=[self._prefix + "alive:" + dead, key, self._journal], args=[]
-            )
-            for record in entries[1::2]:
-                message = message_from_record(record)
-                sent = await self._redis.get(self._prefix + "sent:" + message.wamid)
-                orphans.append(Orphan(message, int(sent or 0)))
-        return orphans
+            if dead != self.owner:
+                keys = [
+                    self._prefix + "alive:" + dead,
+                    key,
+                    self._journal,
+                    self._adopted,
+                    self._prefix + "adopted:" + dead,
+                ]
+                await self._adopt(keys=keys, args=[])
+        return await self.adopted()
+
+    async def adopted(self) -> list[Orphan]:
+        """The adopted messages not yet handed to a turn, with what was sent for each."""
+        entries = await self._redis.hgetall(self._adopted)
+        orphans = []
+        for record in entries.values():
+            message = message_from_record(record)
+            sent = await self._redis.get(self._prefix + "sent:" + message.wamid)
+            orphans.append(Orphan(message, int(sent or 0)))
+        return sorted(orphans, key=lambda o: (o.message.timestamp, o.message.wamid))
+
+    async def forget_adopted(self, keys: Sequence[str]) -> None:
+        """These adopted messages are queued for their turns (they stay in the journal)."""
+        if keys:
+            await self._redis.hdel(self._adopted, *keys)
+
+    async def owns(self, key: str) -> bool:
+        """Whether ``key`` is still in this process's journal (not adopted by another)."""
+        return bool(await self._redis.hexists(self._journal, key))
 
     async def retire(self) -> None:
-        await self._redis.delete(self._alive)
+        await self._redis.delete(self._alive, self._adopted)
 
     async def close(self) -> None:
         await self._redis.close()
@@ -180,13 +210,19 @@ class TurnProgress:
 
     record_sent: Callable[[], Awaitable[None]]
     skip: int = 0  # messages of this turn delivered before
+    still_ours: Callable[[], Awaitable[bool]] | None = None
+    taken: bool = False  # another process adopted the turn: this one sends no more
 
     async def deliver(self, messages: Sequence[T], send: Callable[[T], Awaitable[object]]) -> None:
-        """Send ``messages`` one by one, skipping those delivered before, counting each."""
+        """Send ``messages`` one by one, skipping those delivered before, counting each,
+        and stopping for good if another process adopted the turn meanwhile."""
         for message in messages:
             if self.skip > 0:
                 self.skip -= 1
                 continue
+            if self.taken or (self.still_ours is not None and not await self.still_ours()):
+                self.taken = True
+                return
             await send(message)
             await self.record_sent()
 
@@ -209,7 +245,23 @@ class Journal:
             except Exception as exc:
                 logger.warning("Could not count a reply to %s: %s", wamid, exc)
 
-        return TurnProgress(record_sent, already_sent)
+        async def still_ours() -> bool:
+            return await self.still_ours(wamid)
+
+        return TurnProgress(record_sent, already_sent, still_ours)
+
+    async def still_ours(self, wamid: str) -> bool:
+        """Whether this process still holds ``wamid`` (after a Redis outage or a stall
+        longer than the lease, another process may have adopted it). Unknown counts as
+        ours: a process that cannot reach Redis cannot see an adoption either."""
+        try:
+            if await self.store.owns(wamid):
+                return True
+        except Exception as exc:
+            logger.warning("Could not check the journal entry of %s: %s", wamid, exc)
+            return True
+        logger.warning("%s was adopted by another process; this one stops its turn", wamid)
+        return False
 
     async def finish(self, wamid: str) -> None:
         """The turn of ``wamid`` is over, whatever its outcome."""
@@ -231,74 +283,3 @@ class Journal:
             return False
         events = tracker.events if tracker is not None else []
         return any(getattr(event, "message_id", None) == message.wamid for event in events)
-
-
-class Lease:
-    """This process's lease on its journal, renewed every third of ``seconds``.
-
-    In ``rasa run`` (``hand_over`` given) each renewal also adopts the journals of
-    processes whose lease expired and hands the orphans to ``hand_over``, which returns
-    False when it has no room now (they wait for the next renewal). The ingress only
-    renews: turns are ``rasa run``'s to adopt.
-    """
-
-    def __init__(
-        self,
-        store: DedupStore,
-        seconds: float,
-        metrics: Metrics,
-        hand_over: Callable[[Orphan], bool] | None = None,
-    ) -> None:
-        self.store = store
-        self.interval = seconds / 3
-        self.metrics = metrics
-        self.hand_over = hand_over
-        self._backlog: list[Orphan] = []
-        self._task: asyncio.Task[None] | None = None
-        self._log = ThrottledLog(interval=30.0, log=logger)
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None
-
-    async def hold(self) -> None:
-        """Take the lease before the first claim, without adopting anything yet."""
-        if self.store.journaled:
-            await self._renew(adopt=False)
-
-    def start(self) -> None:
-        """Renew (and adopt) from now on, until :meth:`stop`."""
-        if self.store.journaled and self._task is None:
-            self._task = asyncio.ensure_future(self._loop())
-
-    async def stop(self) -> None:
-        """Stop renewing and give the lease up: what is left is adopted at once."""
-        if self._task is None:
-            return
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
-        self._task = None
-        try:
-            await self.store.retire()
-        except Exception as exc:
-            logger.warning("Could not give up the lease: %s", exc)
-
-    async def _loop(self) -> None:
-        while True:
-            await self._renew(adopt=self.hand_over is not None)
-            await asyncio.sleep(self.interval)
-
-    async def _renew(self, adopt: bool) -> None:
-        try:
-            orphans = await self.store.keep_alive(adopt=adopt)
-        except Exception as exc:
-            self._log.warn("lease", "Could not renew the lease on Redis: %s", exc)
-            return
-        if orphans:
-            logger.warning(
-                "Taking over %d message(s) acknowledged by a process that stopped", len(orphans)
-            )
-            self.metrics.messages_adopted += len(orphans)
-            self._backlog.extend(orphans)
-        while self._backlog and self.hand_over is not None and self.hand_over(self._backlog[0]):
-            self._backlog.pop(0)

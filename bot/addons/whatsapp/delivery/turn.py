@@ -75,13 +75,15 @@ class TurnRunner:
             logger.info("Adopted message %s was already answered", message.wamid)
             await self.journal.finish(message.wamid)
             return
+        if self.journal.store.journaled and not await self.journal.still_ours(message.wamid):
+            return  # adopted by another process while it waited here: that one answers
         if self.settings.mark_read and not item.adopted:
             self._in_background(self._mark_read(message.wamid))
-        text = user_text(message, self.settings.intents)
-        if reply_id(message) is not None:
-            text = await self.payloads.resolve(text)
         output = self.output(self.journal.progress(message.wamid, item.already_sent))
         try:
+            text = user_text(message, self.settings.intents)
+            if reply_id(message) is not None:
+                text = await self.payloads.resolve(text)
             await self.turns.run(
                 self.on_new_message(
                     UserMessage(
@@ -99,9 +101,13 @@ class TurnRunner:
             self.metrics.handling_errors += 1
             logger.exception("The bot's turn for %s failed", message.wamid)
         finally:
-            if output.responses == 0:
-                await self._break_silence(message)
-            await self.journal.finish(message.wamid)
+            progress = output.progress
+            if progress is not None and progress.taken:
+                pass  # the adopter answers, and finishes the entry
+            else:
+                if output.responses == 0:
+                    await self._break_silence(message)
+                await self.journal.finish(message.wamid)
             self.metrics.observe_latency(time.monotonic() - item.received_at)
 
     async def close(self) -> None:

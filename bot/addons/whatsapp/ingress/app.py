@@ -31,7 +31,7 @@ from aiohttp import web
 from bot.addons.whatsapp import limits
 from bot.addons.whatsapp.config import WhatsAppSettings
 from bot.addons.whatsapp.delivery.dedup import DedupStore, create_dedup_store
-from bot.addons.whatsapp.delivery.journal import Lease
+from bot.addons.whatsapp.delivery.lease import Lease
 from bot.addons.whatsapp.errors import ConfigurationError
 from bot.addons.whatsapp.inbound.webhook import Intake, Reply
 from bot.addons.whatsapp.ingress.relay import Relay
