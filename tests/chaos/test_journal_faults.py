@@ -102,7 +102,12 @@ async def test_an_adoption_whose_answer_was_lost_is_still_handed_over(
     adopter = RedisDedupStore(redis.url, lease_seconds=5)
     await adopter.keep_alive()  # adopted, but this answer is "lost": nothing was queued
     queued: list[Orphan] = []
-    lease = Lease(adopter, 5, Metrics(), hand_over=lambda o: queued.append(o) is None)
+
+    def hand_over(orphan: Orphan) -> bool:
+        queued.append(orphan)
+        return True
+
+    lease = Lease(adopter, 5, Metrics(), hand_over=hand_over)
     await lease._renew(adopt=True)
     await lease._renew(adopt=True)  # a later renewal queues nothing again
     assert [(o.message.wamid, o.already_sent) for o in queued] == [
