@@ -18,6 +18,7 @@ from bot.addons.whatsapp.metrics import Metrics
 from bot.addons.whatsapp.outbound.short_keys import RedisPayloadStore
 from tests.channel_harness import FakeAgent, serve_channel
 from tests.support.redis import RedisServer, redis_server
+from tests.support.slow_tcp import slow_replies
 from tests.support.stack import free_port
 from tests.test_redis_stores import inbound, journal
 from tests.test_webhook_http import text_webhook
@@ -118,3 +119,65 @@ async def test_an_adoption_whose_answer_was_lost_is_still_handed_over(
     assert await adopter._redis.exists(f"wa:adopted:{adopter.owner}") == 0
     for store in (dead, adopter):
         await store.close()
+
+
+async def test_a_claim_redis_answered_too_late_does_not_turn_the_redelivery_into_a_duplicate(
+    redis: RedisServer,
+) -> None:
+    """Redis applies the claim but answers after the client's 2 s timeout: the webhook
+    answers 503, and Meta's redelivery must then be handled, by this process or (once the
+    claim is undone in the background) by another one — never dropped as a duplicate."""
+    async with slow_replies(redis.port) as slow:
+        store = RedisDedupStore(slow.url, lease_seconds=5)
+        other = RedisDedupStore(redis.url, lease_seconds=5)
+        async with serve_channel(dedup=store) as s, serve_channel(dedup=other) as t:
+            # Load the scripts first: a late answer to the first EVALSHA (NOSCRIPT) would
+            # mean the claim never ran, which proves nothing.
+            assert await store.claim("wamid.WARM")
+            await store.release("wamid.WARM")
+            slow.delay = 2.5
+            late = await s.post(text_webhook("wamid.SL1", "primeira", "5561900000021"))
+            assert late.status == 503
+            slow.delay = 0.0
+            again = await s.post(text_webhook("wamid.SL1", "primeira", "5561900000021"))
+            assert again.status == 200
+            await s.settle()
+            assert [m.message_id for m in s.agent.messages] == ["wamid.SL1"]
+
+            slow.delay = 2.5
+            late = await s.post(text_webhook("wamid.SL2", "segunda", "5561900000022"))
+            assert late.status == 503
+            slow.delay = 0.0
+            await wait_for(lambda: not store._unsure, timeout=15)  # undone in the background
+            elsewhere = await t.post(text_webhook("wamid.SL2", "segunda", "5561900000022"))
+            assert elsewhere.status == 200
+            await t.settle()
+            assert [m.message_id for m in t.agent.messages] == ["wamid.SL2"]
+            assert [m.message_id for m in s.agent.messages] == ["wamid.SL1"]
+        for each in (store, other):
+            await each.close()
+
+
+async def test_a_take_over_answered_too_late_runs_when_the_relay_retries(
+    redis: RedisServer,
+) -> None:
+    """The same for the relay: the move from the ingress's journal was applied but its
+    answer came too late, so the ingress relays again; that retry must run the turn."""
+    ingress = RedisDedupStore(redis.url, lease_seconds=5)
+    message = inbound("wamid.TL1", "oi")
+    assert await ingress.claim(message.wamid, message_record(message))
+    async with slow_replies(redis.port) as slow:
+        rasa = RedisDedupStore(slow.url, lease_seconds=5)
+        warm = inbound("wamid.TL0", "aquecer")  # load the script (see the test above)
+        assert await ingress.claim(warm.wamid, message_record(warm))
+        assert await rasa.take_over(warm.wamid, message_record(warm), ingress.owner)
+        await rasa.finish(warm.wamid)
+        slow.delay = 2.5
+        with pytest.raises(Exception):  # noqa: B017 - redis-py's timeout error
+            await rasa.take_over(message.wamid, message_record(message), ingress.owner)
+        slow.delay = 0.0
+        assert await rasa.take_over(message.wamid, message_record(message), ingress.owner)
+        assert list(await journal(rasa)) == [b"wamid.TL1"]
+        assert await journal(ingress) == {}
+        await rasa.close()
+    await ingress.close()

@@ -31,8 +31,9 @@ from sanic_cors.core import SANIC_CORS_EVALUATED
 
 from bot.addons.whatsapp.config import WhatsAppSettings
 from bot.addons.whatsapp.delivery.dedup import DedupStore, create_dedup_store
-from bot.addons.whatsapp.delivery.journal import Journal, Orphan, TurnProgress
+from bot.addons.whatsapp.delivery.journal import Orphan
 from bot.addons.whatsapp.delivery.lease import Lease
+from bot.addons.whatsapp.delivery.progress import Journal, TurnProgress
 from bot.addons.whatsapp.delivery.sender_queue import Dispatcher, DispatchSink, Queued
 from bot.addons.whatsapp.delivery.turn import CHANNEL_NAME, TurnRunner
 from bot.addons.whatsapp.delivery.turn_thread import TurnThread

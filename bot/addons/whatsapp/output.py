@@ -8,7 +8,7 @@ from typing import Any
 
 from rasa.core.channels.channel import OutputChannel
 
-from bot.addons.whatsapp.delivery.journal import TurnProgress
+from bot.addons.whatsapp.delivery.progress import TurnProgress
 from bot.addons.whatsapp.delivery.turn_thread import on_loop
 from bot.addons.whatsapp.logs import mask_phone
 from bot.addons.whatsapp.outbound.convert import ConversionOptions, convert_response

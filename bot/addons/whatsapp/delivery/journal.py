@@ -10,20 +10,23 @@ message's life from claim to finish:
   the ``rasa run`` process that runs its turn, once, however often the relay is retried;
 * **sent counts** — each WhatsApp message delivered for the turn is counted
   (``wa:sent:<wamid>``), so a turn run again skips what the citizen already received
-  (:class:`TurnProgress`);
+  (:class:`~.progress.TurnProgress`);
 * **finish** — when the turn is over, the entry leaves the journal (the claim stays, so
   a redelivery is still a duplicate);
 * **lease and adoption** — each process renews a lease (:mod:`.lease`, one loop for
   ``rasa run`` and the ingress); when a lease expires, exactly one ``rasa run`` process
   adopts the dead one's journal and finishes its turns, skipping turns Rasa's tracker
-  already holds (:meth:`Journal.already_answered`); a process whose turn was adopted
-  while it stalled stops that turn (:meth:`Journal.still_ours`).
+  already holds; a process whose turn was adopted while it stalled stops that turn
+  (:class:`~.progress.Journal`, the turn's side of all this);
+* **unsure outcomes** — a claim or take-over whose answer Redis did not give in time is
+  undone in the background, and a redelivery to the same process claims it again.
 
-Without Redis there is no journal: :class:`Journal` and the lease then do nothing.
+Without Redis there is no journal: the turn's side and the lease then do nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,9 +37,11 @@ from bot.addons.whatsapp.inbound.events import InboundMessage, message_from_reco
 from bot.addons.whatsapp.redis_client import redis_client
 
 if TYPE_CHECKING:
-    from bot.addons.whatsapp.delivery.dedup import DedupStore
+    pass
 
 logger = logging.getLogger(__name__)
+
+UNDO_ATTEMPTS = 20  # about a minute of retries, 0.1 s doubling to 5 s
 
 T = TypeVar("T")
 
@@ -53,7 +58,11 @@ class Orphan:
 # claim renews the lease too, so a journal written just after a Redis restart is never
 # mistaken for a dead process's.
 _CLAIM = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+local claimed = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+if not claimed and ARGV[6] == '1' and redis.call('GET', KEYS[1]) == ARGV[1] then
+  claimed = redis.call('SET', KEYS[1], ARGV[1], 'XX', 'EX', ARGV[2])
+end
+if claimed then
   if ARGV[3] ~= '' then
     redis.call('HSET', KEYS[2], ARGV[4], ARGV[3])
     redis.call('SET', KEYS[3], '1', 'EX', ARGV[5])
@@ -65,12 +74,30 @@ return 0
 
 # Take a relayed message over from the ingress's journal into this process's, once.
 _TAKE_OVER = """
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1
+   or (ARGV[4] == '1' and redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1) then
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
   redis.call('SET', KEYS[3], '1', 'EX', ARGV[3])
   return 1
 end
 return 0
+"""
+
+# Undo a claim whose outcome was unknown, if it is still this process's.
+_UNCLAIM = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('HDEL', KEYS[2], ARGV[2])
+end
+"""
+
+# Give back a taken-over message whose outcome was unknown, to the journal it came from.
+_GIVE_BACK = """
+local record = redis.call('HGET', KEYS[1], ARGV[1])
+if record then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('HSET', KEYS[2], ARGV[1], record)
+end
 """
 
 # Adopt a dead process's journal, once: whoever runs this first moves the entries.
@@ -129,23 +156,86 @@ class RedisDedupStore:
         self._finish = self._redis.register_script(_FINISH)
         self._adopted = f"{prefix}adopted:{self.owner}"
         self._take_over = self._redis.register_script(_TAKE_OVER)
+        self._unclaim = self._redis.register_script(_UNCLAIM)
+        self._give_back = self._redis.register_script(_GIVE_BACK)
+        self._unsure: dict[str, asyncio.Lock] = {}
+        self._undoing: set[asyncio.Task[None]] = set()
+
+    # A claim or take-over whose answer did not come back (a Redis timeout) may have been
+    # applied: the provider got a 503 and redelivers, and that redelivery must not be
+    # dropped as a duplicate of a claim nobody acted on. So the key is marked unsure
+    # here: a redelivery to this process claims it again, and meanwhile the claim is
+    # undone in the background (only if still ours), so a redelivery to another process
+    # is handled there.
 
     async def claim(self, key: str, record: str = "") -> bool:
+        again = await self._settle(key)
         keys = [self._prefix + "dedup:" + key, self._journal, self._alive]
-        args = [self.owner, self._ttl, record, key, self._lease]
-        return bool(await self._claim(keys=keys, args=args))
+        args = [self.owner, self._ttl, record, key, self._lease, "1" if again else ""]
+        try:
+            return bool(await self._claim(keys=keys, args=args))
+        except Exception:
+            self._unsure_of(key, self._unclaim_once)
+            raise
 
     async def take_over(self, key: str, record: str, owner: str) -> bool:
         if not owner:
             return await self.claim(key, record)
+        again = await self._settle(key)
         keys = [f"{self._prefix}journal:{owner}", self._journal, self._alive]
-        return bool(await self._take_over(keys=keys, args=[key, record, self._lease]))
+        args = [key, record, self._lease, "1" if again else ""]
+        try:
+            return bool(await self._take_over(keys=keys, args=args))
+        except Exception:
+            self._unsure_of(key, lambda k: self._give_back(keys=[self._journal, keys[0]], args=[k]))
+            raise
 
     async def release(self, key: str) -> None:
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self._prefix + "dedup:" + key)
-            pipe.hdel(self._journal, key)
-            await pipe.execute()
+        try:
+            await self._unclaim_once(key)
+        except Exception:
+            self._unsure_of(key, self._unclaim_once)
+            raise
+
+    async def _unclaim_once(self, key: str) -> None:
+        await self._unclaim(
+            keys=[self._prefix + "dedup:" + key, self._journal], args=[self.owner, key]
+        )
+
+    async def _settle(self, key: str) -> bool:
+        """True when ``key`` was unsure (claim it again); stops its background undo."""
+        if key not in self._unsure:
+            return False
+        async with self._unsure[key]:  # an undo attempt in flight finishes first
+            return self._unsure.pop(key, None) is not None
+
+    def _unsure_of(self, key: str, undo: Callable[[str], Awaitable[object]]) -> None:
+        if key in self._unsure:
+            return
+        self._unsure[key] = asyncio.Lock()
+        task = asyncio.ensure_future(self._undo(key, undo))
+        self._undoing.add(task)
+        task.add_done_callback(self._undoing.discard)
+
+    async def _undo(self, key: str, undo: Callable[[str], Awaitable[object]]) -> None:
+        delay = 0.1
+        for _ in range(UNDO_ATTEMPTS):
+            lock = self._unsure.get(key)
+            if lock is None:
+                return  # claimed again meanwhile: nothing to undo
+            async with lock:
+                if self._unsure.get(key) is not lock:
+                    return
+                try:
+                    await undo(key)
+                except Exception as exc:
+                    logger.warning("Could not yet undo the unsure claim of %s: %s", key, exc)
+                else:
+                    del self._unsure[key]
+                    return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        logger.error("Gave up undoing the unsure claim of %s; a redelivery here still runs", key)
 
     async def finish(self, key: str) -> None:
         # Only if the entry is still ours: the count of a turn another process adopted
@@ -200,86 +290,7 @@ class RedisDedupStore:
         await self._redis.delete(self._alive, self._adopted)
 
     async def close(self) -> None:
+        for task in self._undoing:
+            task.cancel()
+        await asyncio.gather(*self._undoing, return_exceptions=True)
         await self._redis.close()
-
-
-@dataclass
-class TurnProgress:
-    """Counts the WhatsApp messages delivered for one turn, so that a turn run again by
-    another process (after this one was killed) skips what the user already received."""
-
-    record_sent: Callable[[], Awaitable[None]]
-    skip: int = 0  # messages of this turn delivered before
-    still_ours: Callable[[], Awaitable[bool]] | None = None
-    taken: bool = False  # another process adopted the turn: this one sends no more
-
-    async def deliver(self, messages: Sequence[T], send: Callable[[T], Awaitable[object]]) -> None:
-        """Send ``messages`` one by one, skipping those delivered before, counting each,
-        and stopping for good if another process adopted the turn meanwhile."""
-        for message in messages:
-            if self.skip > 0:
-                self.skip -= 1
-                continue
-            if self.taken or (self.still_ours is not None and not await self.still_ours()):
-                self.taken = True
-                return
-            await send(message)
-            await self.record_sent()
-
-
-class Journal:
-    """The turn side of the journal in ``rasa run``: progress, finish, and the check that
-    an adopted message was not answered already."""
-
-    def __init__(self, store: DedupStore) -> None:
-        self.store = store
-
-    def progress(self, wamid: str, already_sent: int = 0) -> TurnProgress | None:
-        """What the turn of ``wamid`` reports as it sends (None without a journal)."""
-        if not self.store.journaled:
-            return None
-
-        async def record_sent() -> None:
-            try:
-                await self.store.count_sent(wamid)
-            except Exception as exc:
-                logger.warning("Could not count a reply to %s: %s", wamid, exc)
-
-        async def still_ours() -> bool:
-            return await self.still_ours(wamid)
-
-        return TurnProgress(record_sent, already_sent, still_ours)
-
-    async def still_ours(self, wamid: str) -> bool:
-        """Whether this process still holds ``wamid`` (after a Redis outage or a stall
-        longer than the lease, another process may have adopted it). Unknown counts as
-        ours: a process that cannot reach Redis cannot see an adoption either."""
-        try:
-            if await self.store.owns(wamid):
-                return True
-        except Exception as exc:
-            logger.warning("Could not check the journal entry of %s: %s", wamid, exc)
-            return True
-        logger.warning("%s was adopted by another process; this one stops its turn", wamid)
-        return False
-
-    async def finish(self, wamid: str) -> None:
-        """The turn of ``wamid`` is over, whatever its outcome."""
-        try:
-            await self.store.finish(wamid)
-        except Exception as exc:
-            logger.warning("Could not close the journal entry of %s: %s", wamid, exc)
-
-    @staticmethod
-    async def already_answered(message: InboundMessage, tracker_store: Any) -> bool:
-        """Whether Rasa's tracker already holds this message (its turn was completed by
-        the process that died, after its last count)."""
-        if tracker_store is None:
-            return False
-        try:
-            tracker = await tracker_store.retrieve(message.wa_id)
-        except Exception as exc:
-            logger.warning("Could not read the tracker for %s: %s", message.wamid, exc)
-            return False
-        events = tracker.events if tracker is not None else []
-        return any(getattr(event, "message_id", None) == message.wamid for event in events)

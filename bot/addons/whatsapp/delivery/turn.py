@@ -18,7 +18,7 @@ from typing import Any
 from rasa.core.channels.channel import UserMessage
 
 from bot.addons.whatsapp.config import WhatsAppSettings
-from bot.addons.whatsapp.delivery.journal import Journal, TurnProgress
+from bot.addons.whatsapp.delivery.progress import Journal, TurnProgress
 from bot.addons.whatsapp.delivery.sender_queue import Queued
 from bot.addons.whatsapp.delivery.turn_thread import TurnThread
 from bot.addons.whatsapp.inbound.events import InboundMessage
