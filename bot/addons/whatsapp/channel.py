@@ -241,6 +241,10 @@ class WhatsAppInput(InputChannel):
         @bp.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
             _skip_cors(request)
+            # Sanic never decompresses, and has read at most REQUEST_MAX_SIZE bytes.
+            refused = self.intake.refuse_encoded(request.headers)
+            if refused is not None:
+                return _respond(refused)
             return _respond(
                 await self.intake.receive(request.body or b"", request.headers, request.args)
             )

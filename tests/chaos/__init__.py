@@ -1,0 +1,2 @@
+"""Hostile input and faults, together: each test reproduces one way the README's promise
+("never lost after the 200, never a 5xx on bad input, never silence") was broken."""
