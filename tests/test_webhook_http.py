@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bot.addons.whatsapp import limits
 from bot.addons.whatsapp.inbound.signature import sign
 from bot.addons.whatsapp.logs import ThrottledLog
 from bot.addons.whatsapp.outbound.messages import Text
@@ -77,7 +78,8 @@ async def test_the_signature_is_checked_on_the_raw_bytes() -> None:
         (b'{"object": "page", "entry": []}', 400, "invalid_payload"),
         (b"[]", 400, "invalid_payload"),
         (
-            b'{"object":"whatsapp_business_account","entry":[]}' + b" " * (1024 * 1024),
+            b'{"object":"whatsapp_business_account","entry":[]}'
+            + b" " * limits.WEBHOOK_BODY_MAX_BYTES,
             413,
             "body_too_large",
         ),

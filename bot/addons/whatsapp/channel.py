@@ -28,6 +28,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from sanic_cors.core import SANIC_CORS_EVALUATED
 
+from bot.addons.whatsapp import limits
 from bot.addons.whatsapp.config import WhatsAppSettings
 from bot.addons.whatsapp.delivery.dedup import DedupStore, create_dedup_store
 from bot.addons.whatsapp.delivery.journal import Journal, Lease, Orphan, TurnProgress
@@ -190,6 +191,9 @@ class WhatsAppInput(InputChannel):
         @bp.listener("before_server_start")
         async def _start(app: Any, loop: Any) -> None:
             _quiet_access_log(app)
+            # Sanic reads up to 100 MB by default before the webhook's own size check;
+            # read per connection, so set before the first one.
+            app.config.REQUEST_MAX_SIZE = limits.REQUEST_BODY_MAX_BYTES
             await self.start()
 
         @bp.listener("after_server_start")

@@ -146,8 +146,8 @@ class Intake:
             return self.reject(503, "shutting_down")
         try:
             payload = json.loads(body)
-        except ValueError as exc:
-            return self.reject(400, "invalid_json", str(exc))
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
+            return self.reject(400, "invalid_json", str(exc)[:200])
         try:
             values = list(
                 cloud_values(payload)
@@ -263,8 +263,8 @@ class Intake:
             payload = json.loads(body)
             owner = str(payload.get("owner") or "")
             messages = [message_from_fields(item) for item in payload["messages"]]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            return self.reject(400, "invalid_relay", repr(exc))
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+            return self.reject(400, "invalid_relay", repr(exc)[:200])
         room = self.sink.room()
         if messages and room == 0:
             reason = "queue_full" if self.sink.accepting else "shutting_down"

@@ -105,7 +105,7 @@ class Ingress:
         # (Intake.refuse_encoded), and what aiohttp still reads of it to close the
         # connection cleanly stays the few compressed bytes it is.
         app = web.Application(
-            client_max_size=2 * limits.WEBHOOK_BODY_MAX_BYTES,
+            client_max_size=limits.REQUEST_BODY_MAX_BYTES,
             handler_args={"auto_decompress": False},
         )
         base = "/webhooks/whatsapp"
