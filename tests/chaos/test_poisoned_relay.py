@@ -67,7 +67,7 @@ def redis(request: pytest.FixtureRequest) -> Iterator[RedisServer | None]:
 async def test_a_truncated_emoji_does_not_stop_the_messages_after_it(
     redis: RedisServer | None,
 ) -> None:
-    store = {"redis_url": redis.url} if redis else {}
+    store: dict[str, Any] = {"redis_url": redis.url} if redis else {}
     async with serve_channel(**store) as rasa, serve_ingress(rasa.url, **store) as ingress:
         first = await ingress.post(batch_of(("wamid.P1", TRUNCATED_EMOJI), ("wamid.P2", "um")))
         second = await ingress.post(batch_of(("wamid.P3", "dois")))
