@@ -73,3 +73,10 @@ def test_inbound_intent_names_come_from_credentials() -> None:
     )
     assert settings.intents.location == "enviar_local"
     assert settings.intents.media == "send_media"
+
+
+def test_redeliveries_are_recognised_for_as_long_as_meta_redelivers() -> None:
+    # Meta retries an unacknowledged webhook for up to 7 days (M-webhooks).
+    assert WhatsAppSettings.from_credentials({}, CLOUD_ENV).dedup_ttl_seconds == 7 * 24 * 3600
+    custom = WhatsAppSettings.from_credentials({}, {**CLOUD_ENV, "WPP_DEDUP_TTL_SECONDS": "3600"})
+    assert custom.dedup_ttl_seconds == 3600

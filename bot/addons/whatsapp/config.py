@@ -50,7 +50,7 @@ OPTIONAL: dict[str, tuple[str, str]] = {
     "redis_url": ("REDIS_URL", ""),
     "max_concurrency": ("WPP_MAX_CONCURRENCY", "32"),
     "queue_size": ("WPP_QUEUE_SIZE", "1000"),
-    "dedup_ttl_seconds": ("WPP_DEDUP_TTL_SECONDS", "86400"),
+    "dedup_ttl_seconds": ("WPP_DEDUP_TTL_SECONDS", "604800"),
     "dedup_max_entries": ("WPP_DEDUP_MAX_ENTRIES", "100000"),
     "lease_seconds": ("WPP_LEASE_SECONDS", "15"),
     "turn_thread": ("WPP_TURN_THREAD", "true"),

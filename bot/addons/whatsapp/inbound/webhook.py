@@ -98,17 +98,16 @@ class Intake:
         self.metrics = metrics
         self.dedup = dedup
         self.sink = sink
-        self.shedding = ThrottledLog(log=logger)
+        # Anyone can send refused requests (401, 403, 413, 503 …) by the thousand: one
+        # line per reason per interval, every one counted in the metrics.
+        self.refusals = ThrottledLog(log=logger)
         metrics.queue_depth = lambda: sink.depth
         metrics.dedup_entries = lambda: len(dedup) if isinstance(dedup, Sized) else 0
 
     def reject(self, status: int, reason: str, detail: str = "") -> Reply:
         self.metrics.rejected_requests[reason] += 1
         suffix = f": {detail}" if detail else ""
-        if status == 503:
-            self.shedding.warn(reason, "Webhook refused (%d %s)%s", status, reason, suffix)
-        else:
-            logger.warning("Webhook refused (%d %s)%s", status, reason, suffix)
+        self.refusals.warn(reason, "Webhook refused (%d %s)%s", status, reason, suffix)
         return Reply(status, {"error": reason})
 
     # --- GET /webhook: Meta's subscription handshake -------------------------------
