@@ -1,1 +1,16 @@
 """Custom actions of the Nova Aurora bot (run by the rasa-sdk action server)."""
+
+import sys
+
+from actions.log_masking import install_log_masking
+
+
+def _in_the_action_server() -> bool:
+    """True under ``python -m rasa_sdk`` (the compose image, ``make run``), which imports
+    this package once its logging is configured; not when tests import it."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return bool(spec and spec.name.startswith("rasa_sdk"))
+
+
+if _in_the_action_server():
+    install_log_masking("rasa_sdk")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from knowledge.log_masking import install_log_masking
 from knowledge.service import create_app
 
 DEFAULT_DOCS = Path(__file__).resolve().parent / "docs"
@@ -26,6 +27,7 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    install_log_masking("aiohttp")  # a question or a sender id can carry a phone number
     web.run_app(create_app(args.docs, args.min_score), host=args.host, port=args.port, print=None)
 
 

@@ -139,3 +139,10 @@ def test_the_rasa_channel_raises_rasas_own_config_error_naming_the_variable(
     with pytest.raises(InvalidConfigException, match="WPP_QUEUE_SIZE must be a number") as raised:
         WhatsAppInput.from_credentials({"provider": "cloud"})
     assert isinstance(raised.value.__cause__, ConfigurationError)
+
+
+def test_redeliveries_are_recognised_for_as_long_as_meta_redelivers() -> None:
+    # Meta retries an unacknowledged webhook for up to 7 days (M-webhooks).
+    assert WhatsAppSettings.from_credentials({}, CLOUD_ENV).dedup_ttl_seconds == 7 * 24 * 3600
+    custom = WhatsAppSettings.from_credentials({}, {**CLOUD_ENV, "WPP_DEDUP_TTL_SECONDS": "3600"})
+    assert custom.dedup_ttl_seconds == 3600

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import io
 import logging
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,3 +71,66 @@ def test_rasa_false_alarm_about_entity_payloads_is_dropped_but_real_missing_slot
         assert interpolate_text("Olá {nome}", {}) == "Olá {nome}"
     assert [r.levelname for r in caplog.records] == ["ERROR"]
     assert '"placeholder_key": "nome"' in caplog.records[0].getMessage()
+
+
+def _formatted(log: logging.Logger, filter_: logging.Filter, emit: Any) -> str:
+    """What a handler with ``filter_`` and a plain formatter writes for ``emit(log)``."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.addFilter(filter_)
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        emit(log)
+    finally:
+        log.removeHandler(handler)
+        log.propagate = True
+    return stream.getvalue()
+
+
+def _log_a_failure_naming(number: str) -> Any:
+    def emit(log: logging.Logger) -> None:
+        try:
+            raise ConnectionError(f"could not deliver to {number}")
+        except ConnectionError:
+            log.exception("Turn failed")
+
+    return emit
+
+
+def test_a_known_number_inside_a_traceback_is_masked() -> None:
+    from bot.addons.whatsapp.logs import MaskKnownNumbers
+
+    mask = MaskKnownNumbers()
+    mask.remember("5561933332222")
+    text = _formatted(
+        logging.getLogger("bot.test.traceback"), mask, _log_a_failure_naming("5561933332222")
+    )
+    assert "Traceback" in text and "could not deliver to 55*********22" in text
+    assert not leaks(text.splitlines())
+
+
+@pytest.mark.parametrize("package", ["actions", "knowledge"])
+def test_the_action_server_and_knowledge_service_mask_numbers_in_tracebacks(
+    package: str,
+) -> None:
+    module = importlib.import_module(f"{package}.log_masking")
+    text = _formatted(
+        logging.getLogger(f"{package}.test"),
+        module.MaskNumbers(),
+        _log_a_failure_naming("+5561933332222"),
+    )
+    assert "Traceback" in text and "could not deliver to +55*********22" in text
+    assert not leaks(text.splitlines())
+    assert module.mask_numbers("sender 15550002222 at 12:30, port 5057") == (
+        "sender 15*******22 at 12:30, port 5057"
+    )
+
+
+def test_the_action_server_and_knowledge_service_share_one_masking_file() -> None:
+    root = Path(__file__).resolve().parents[1]
+    copies = {p: (root / p / "log_masking.py").read_text("utf-8") for p in ("actions", "knowledge")}
+    assert copies["actions"] == copies["knowledge"]
+    main = (root / "knowledge" / "__main__.py").read_text("utf-8")
+    assert "install_log_masking(" in main  # at start-up, once logging is configured

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bot.addons.whatsapp import limits
 from bot.addons.whatsapp.inbound.signature import sign
 from bot.addons.whatsapp.logs import ThrottledLog
 from bot.addons.whatsapp.outbound.messages import Text
@@ -77,7 +78,8 @@ async def test_the_signature_is_checked_on_the_raw_bytes() -> None:
         (b'{"object": "page", "entry": []}', 400, "invalid_payload"),
         (b"[]", 400, "invalid_payload"),
         (
-            b'{"object":"whatsapp_business_account","entry":[]}' + b" " * (1024 * 1024),
+            b'{"object":"whatsapp_business_account","entry":[]}'
+            + b" " * limits.WEBHOOK_BODY_MAX_BYTES,
             413,
             "body_too_large",
         ),
@@ -346,7 +348,7 @@ async def test_a_flood_of_refusals_is_counted_whole_and_logged_once(
         wrong = await s.post(text_webhook("wamid.x", "x"), signed=False)
         wrong_again = await s.post(text_webhook("wamid.y", "y"), signed=False)
         assert (wrong.status, wrong_again.status) == (401, 401)
-        assert caplog.text.count("401 signature_missing") == 2  # bad input: every time
+        assert caplog.text.count("401 signature_missing") == 1  # a flood too: throttled
         gate.set()
         await s.settle()
 
@@ -369,3 +371,28 @@ async def test_webhook_skips_rasas_cors_and_unread_access_log() -> None:
             assert s.server.app.config.ACCESS_LOG is True
     finally:
         access.setLevel(level)
+
+
+async def test_floods_of_refused_requests_log_one_line_per_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Anyone can send unsigned, forged or oversized requests by the thousand.
+    caplog.set_level(logging.INFO)
+    async with serve_channel() as s:
+        for i in range(20):
+            assert (await s.post(text_webhook(f"wamid.U{i}", "oi"), signed=False)).status == 401
+            forged = await s.post(
+                text_webhook(f"wamid.F{i}", "oi"),
+                signed=False,
+                headers={"X-Hub-Signature-256": "sha256=00"},
+            )
+            assert forged.status == 403
+        lines = [r.getMessage() for r in caplog.records if "Webhook refused" in r.getMessage()]
+        assert lines == [
+            "Webhook refused (401 signature_missing)",
+            "Webhook refused (403 signature_invalid)",
+        ]
+        assert s.channel.metrics.rejected_requests == {
+            "signature_missing": 20,
+            "signature_invalid": 20,
+        }

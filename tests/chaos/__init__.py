@@ -1,1 +1,2 @@
-"""Hostile input and faults, together: each test reproduces a way to lose or double a message."""
+"""Hostile input and faults, together: each test reproduces one way the promise ("never
+lost after the 200, never a 5xx on bad input, never silence") was broken."""

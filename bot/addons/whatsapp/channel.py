@@ -29,6 +29,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from sanic_cors.core import SANIC_CORS_EVALUATED
 
+from bot.addons.whatsapp import limits
 from bot.addons.whatsapp.config import WhatsAppSettings
 from bot.addons.whatsapp.delivery.dedup import DedupStore, create_dedup_store
 from bot.addons.whatsapp.delivery.journal import Orphan
@@ -204,6 +205,9 @@ class WhatsAppInput(InputChannel):
         @bp.listener("before_server_start")
         async def _start(app: Any, loop: Any) -> None:
             _quiet_access_log(app)
+            # Sanic reads up to 100 MB by default before the webhook's own size check;
+            # read per connection, so set before the first one.
+            app.config.REQUEST_MAX_SIZE = limits.REQUEST_BODY_MAX_BYTES
             await self.start()
 
         @bp.listener("after_server_start")
@@ -255,6 +259,10 @@ class WhatsAppInput(InputChannel):
         @bp.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
             _skip_cors(request)
+            # Sanic never decompresses, and has read at most REQUEST_MAX_SIZE bytes.
+            refused = self.intake.refuse_encoded(request.headers)
+            if refused is not None:
+                return _respond(refused)
             return _respond(
                 await self.intake.receive(request.body or b"", request.headers, request.args)
             )

@@ -71,9 +71,16 @@ TEMPLATE_HEADER_PARAM_MAX: Final = 60
 """Template header text parameter (M-ref-old Parameter object)."""
 
 # --- Webhooks --------------------------------------------------------------
-WEBHOOK_BODY_MAX_BYTES: Final = 1024 * 1024
-"""We reject webhook bodies over 1 MiB. Meta documents payloads up to 3 MB (M-webhooks);
-real message batches are a few kB, and the cap protects the server from abuse."""
+WEBHOOK_BODY_MAX_BYTES: Final = 3 * 1024 * 1024
+"""Webhook bodies up to 3 MB are accepted: Meta documents payloads up to 3 MB (M-webhooks;
+LIMITS.md §5), read here as the larger 3 MiB. Real message batches are a few kB; bigger
+bodies get 413 ``body_too_large``."""
+REQUEST_BODY_MAX_BYTES: Final = 2 * WEBHOOK_BODY_MAX_BYTES
+"""Any request body to ``rasa run`` (Sanic's ``REQUEST_MAX_SIZE``, 100 MB by default) or to
+the ingress (aiohttp's ``client_max_size``): a larger one is refused with 413 on its
+``Content-Length``, unread. Twice the webhook's, so an oversize webhook still gets the
+channel's own 413 with its size logged, and a relay batch fits (the relay keeps its
+requests under it)."""
 
 # --- Throughput ------------------------------------------------------------
 MESSAGES_PER_SECOND_DEFAULT: Final = 80

@@ -64,16 +64,31 @@ class MaskKnownNumbers(logging.Filter):
         return mask_phone(text) if text.lstrip("+") in self._numbers else text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._numbers:
-            return True
-        try:
-            message = record.getMessage()
-        except Exception:
-            return True
-        masked = _DIGIT_RUN.sub(self._mask, message)
+        if self._numbers:
+            mask_record(record, lambda text: _DIGIT_RUN.sub(self._mask, text))
+        return True
+
+
+def mask_record(record: logging.LogRecord, mask: Callable[[str], str]) -> None:
+    """Apply ``mask`` to a record's message, its traceback and its stack.
+
+    The traceback is formatted here (as ``Formatter.format`` would, which then uses
+    ``exc_text`` as it is): an exception's text carries numbers as readily as a message.
+    """
+    try:
+        message = record.getMessage()
+    except Exception:
+        message = None
+    if message is not None:
+        masked = mask(message)
         if masked != message:
             record.msg, record.args = masked, None
-        return True
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = mask(record.exc_text)
+    if record.stack_info:
+        record.stack_info = mask(record.stack_info)
 
 
 MASK_FILTER = MaskKnownNumbers()

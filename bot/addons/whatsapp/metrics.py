@@ -37,6 +37,7 @@ class Metrics:
     latency_sum: float = 0.0
     messages_relayed: int = 0
     relay_failures: Counter[str] = field(default_factory=Counter)
+    relay_set_aside: Counter[str] = field(default_factory=Counter)
     queue_depth: Callable[[], int] = lambda: 0
     dedup_entries: Callable[[], int] = lambda: 0
     ingress: bool = False
@@ -118,6 +119,13 @@ class Metrics:
                 "Relay attempts that failed, by reason.",
                 "reason",
                 self.relay_failures,
+            )
+            by_label(
+                "whatsapp_relay_set_aside_total",
+                "Acknowledged messages the relay set aside, by reason (they stay in the "
+                "journal, with Redis, for inspection).",
+                "reason",
+                self.relay_set_aside,
             )
             return "\n".join(lines) + "\n"
         for name, help_text, value in (

@@ -126,9 +126,29 @@ def message_from_fields(data: Mapping[str, Any]) -> InboundMessage:
     )
 
 
+def json_text(value: Any) -> str:
+    """Compact JSON that any text Meta can send survives, as UTF-8 and through Redis.
+
+    JSON may carry a lone UTF-16 surrogate (``"\\ud83d"``, a truncated emoji) and
+    ``json.loads`` turns it into a ``str`` that has no UTF-8 form: written out raw, it
+    broke the relay's and Redis's encoding (the relay then retried its batch for ever).
+    Such text is written with ``\\uXXXX`` escapes, which ``json.loads`` reads back
+    unchanged; any other text stays unescaped (compact).
+
+    Raises:
+        ValueError, TypeError or RecursionError: when ``value`` is not JSON-encodable.
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+    return text
+
+
 def message_record(message: InboundMessage) -> str:
-    """The journal form of a message (compact JSON)."""
-    return json.dumps(message_fields(message), ensure_ascii=False, separators=(",", ":"))
+    """The journal form of a message (compact JSON, always valid UTF-8)."""
+    return json_text(message_fields(message))
 
 
 def message_from_record(record: str | bytes) -> InboundMessage:

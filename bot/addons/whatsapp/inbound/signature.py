@@ -24,8 +24,10 @@ def signature_matches(app_secret: str, raw_body: bytes, header_value: str) -> bo
 
     The body is never re-serialised: the HMAC is over exactly the bytes received.
     """
-    expected = sign(app_secret, raw_body)
-    return hmac.compare_digest(expected.encode("ascii"), header_value.strip().encode("utf-8"))
+    given = _as_bytes(header_value.strip())
+    if given is None:
+        return False
+    return hmac.compare_digest(sign(app_secret, raw_body).encode("ascii"), given)
 
 
 def relay_signature(secret: str, raw_body: bytes) -> str:
@@ -43,7 +45,23 @@ def token_matches(expected: str, given: str | None) -> bool:
     """Compare a shared secret (verify token, Serpro webhook token) in constant time."""
     if not expected or given is None:
         return False
-    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
+    given_bytes = _as_bytes(given)
+    if given_bytes is None:
+        return False
+    return hmac.compare_digest(expected.encode("utf-8"), given_bytes)
+
+
+def _as_bytes(value: str) -> bytes | None:
+    """The bytes a header (or query value) came as; None when it cannot be a secret.
+
+    Sanic and aiohttp decode a header byte that is not UTF-8 as a lone surrogate
+    (``surrogateescape``), which plain ``encode("utf-8")`` refuses with an exception: a
+    500 before authentication. Encoded back the same way it is just a wrong value.
+    """
+    try:
+        return value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no decoder produced
+        return None
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -101,7 +101,13 @@ class Ingress:
         self.lease = Lease(self.dedup, settings.lease_seconds, self.metrics)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=2 * limits.WEBHOOK_BODY_MAX_BYTES)
+        # No automatic decompression: a compressed webhook is refused on its header
+        # (Intake.refuse_encoded), and what aiohttp still reads of it to close the
+        # connection cleanly stays the few compressed bytes it is.
+        app = web.Application(
+            client_max_size=limits.REQUEST_BODY_MAX_BYTES,
+            handler_args={"auto_decompress": False},
+        )
         base = "/webhooks/whatsapp"
         app.router.add_get(f"{base}/", self._index)
         app.router.add_get(f"{base}/webhook", self._verify)
@@ -165,6 +171,9 @@ class Ingress:
         return _respond(self.intake.verify(request.query))
 
     async def _receive(self, request: web.Request) -> web.Response:
+        refused = self.intake.refuse_encoded(request.headers)
+        if refused is not None:  # before reading: aiohttp decompresses as it reads
+            return _respond(refused)
         body = await request.read()
         return _respond(await self.intake.receive(body, request.headers, request.query))
 

@@ -14,6 +14,13 @@ The protocol: a JSON body ``{"owner": <the ingress's journal id, or "">, "messag
 a network error or a timeout leaves them queued and they are sent again after a
 back-off; a retry of what was already taken is recognised and not run twice. One request
 at a time, so one sender's messages reach Rasa in the order they came.
+
+A message that can never be relayed is *set aside* rather than retried for ever ahead of
+every later message: one that cannot be encoded, one larger than ``rasa run`` takes, or
+one ``rasa run`` refuses as malformed (400, 413; a refused batch is split in halves until
+the message is alone). It is logged, counted (``whatsapp_relay_set_aside_total``) and,
+with Redis, stays in the ingress's journal for inspection (``HGETALL
+wa:journal:<owner>``), where a ``rasa run`` process adopts it once the ingress stops.
 """
 
 from __future__ import annotations
@@ -29,15 +36,18 @@ from typing import Any
 
 import aiohttp
 
+from bot.addons.whatsapp import limits
 from bot.addons.whatsapp.errors import WhatsAppError
-from bot.addons.whatsapp.inbound.events import InboundMessage, message_fields
+from bot.addons.whatsapp.inbound.events import InboundMessage, json_text, message_fields
 from bot.addons.whatsapp.inbound.signature import RELAY_SIGNATURE_HEADER, relay_signature
-from bot.addons.whatsapp.logs import ThrottledLog
+from bot.addons.whatsapp.logs import ThrottledLog, mask_phone
 from bot.addons.whatsapp.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
 RELAY_PATH = "/webhooks/whatsapp/relay"
+# rasa run's answers about the body itself: the same body can never be taken.
+_REFUSED_FOR_GOOD = frozenset({400, 413})
 
 
 class RelayRefused(WhatsAppError):
@@ -60,6 +70,7 @@ class Relay:
         queue_size: how many acknowledged messages may wait; more are refused (503).
         batch_max: messages per request at most.
         timeout: seconds to wait for ``rasa run``'s answer.
+        body_max: bytes per request at most (``rasa run`` refuses larger ones unread).
     """
 
     def __init__(
@@ -72,6 +83,7 @@ class Relay:
         batch_max: int = 100,
         timeout: float = 30.0,
         backoff: tuple[float, float] = (0.05, 2.0),
+        body_max: int = limits.REQUEST_BODY_MAX_BYTES,
     ) -> None:
         self.url = rasa_url.rstrip("/") + RELAY_PATH
         self._secret = secret
@@ -79,6 +91,8 @@ class Relay:
         self._metrics = metrics
         self._queue_size = queue_size
         self._batch_max = batch_max
+        self._limit = batch_max  # smaller while a refused batch is being split
+        self._body_max = body_max - 1024  # room for the envelope
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._backoff = backoff
         self._queue: deque[dict[str, Any]] = deque()
@@ -146,15 +160,26 @@ class Relay:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                batch = list(islice(self._queue, self._batch_max))
+                batch = self._next_batch()
+                if not batch:  # its first message was set aside
+                    continue
                 try:
                     accepted = await self._post(batch)
+                except RelayRefused as exc:
+                    if exc.status in _REFUSED_FOR_GOOD:
+                        self._refused_for_good(exc, len(batch))
+                        continue
+                    self._failed(exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._backoff[1])
+                    continue
                 except Exception as exc:  # never let the relay stop: what is queued was acked
                     self._failed(exc)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self._backoff[1])
                     continue
                 self.reachable = True
+                self._limit = self._batch_max
                 for _ in range(accepted):
                     self._queue.popleft()
                 self._metrics.messages_relayed += accepted
@@ -165,11 +190,64 @@ class Relay:
                     delay = min(delay * 2, self._backoff[1])
             self._emptied.set()
 
-    async def _post(self, batch: list[dict[str, Any]]) -> int:
+    def _next_batch(self) -> list[bytes]:
+        """The encoded messages at the head of the queue that fit one request; empty when
+        the first one cannot be relayed (it is set aside)."""
+        parts: list[bytes] = []
+        size = 0
+        for fields in islice(self._queue, self._limit):
+            try:
+                part = json_text(fields).encode("utf-8")
+            except (ValueError, TypeError, RecursionError) as exc:
+                if not parts:
+                    self._set_aside("unencodable", repr(exc)[:200])
+                break
+            if size + len(part) > self._body_max:
+                if not parts:
+                    self._set_aside("too_large", f"{len(part)} bytes")
+                break
+            parts.append(part)
+            size += len(part) + 1
+        return parts
+
+    def _refused_for_good(self, exc: RelayRefused, size: int) -> None:
+        """rasa run refused the body itself: split the batch until the message it refuses
+        is alone, then set that one aside."""
+        self.reachable = True
+        self._metrics.relay_failures[f"http_{exc.status}"] += 1
+        if size > 1:
+            self._limit = max(1, size // 2)
+        else:
+            self._set_aside(f"http_{exc.status}", exc.reason)
+
+    def _set_aside(self, reason: str, detail: str) -> None:
+        fields = self._queue.popleft()
+        self._metrics.relay_set_aside[reason] += 1
+        kept = (
+            f"it stays in the journal wa:journal:{self._owner} for inspection"
+            if self._owner
+            else "it is dropped (without REDIS_URL there is no journal to keep it)"
+        )
+        logger.error(
+            "Relay set aside message %s from %s (%s: %s); %s",
+            fields.get("wamid"),
+            mask_phone(str(fields.get("wa_id") or "")),
+            reason,
+            detail,
+            kept,
+        )
+
+    async def _post(self, batch: list[bytes]) -> int:
         assert self._session is not None
-        body = json.dumps(
-            {"owner": self._owner, "messages": batch}, ensure_ascii=False, separators=(",", ":")
-        ).encode("utf-8")
+        body = b"".join(
+            (
+                b'{"owner":',
+                json.dumps(self._owner).encode("utf-8"),
+                b',"messages":[',
+                b",".join(batch),
+                b"]}",
+            )
+        )
         headers = {
             "Content-Type": "application/json",
             RELAY_SIGNATURE_HEADER: relay_signature(self._secret, body),
