@@ -42,10 +42,20 @@ def test_stack_has_rasa_actions_knowledge_and_redis() -> None:
     assert {"rasa", "action-server", "knowledge", "redis", "proxy"} <= set(SERVICES)
 
 
-def test_images_match_the_locked_rasa_and_sdk_versions() -> None:
-    assert SERVICES["rasa"]["image"] == f"rasa/rasa:{locked_version('rasa')}-full"
-    assert SERVICES["action-server"]["image"] == f"rasa/rasa-sdk:{locked_version('rasa-sdk')}"
-    assert SERVICES["knowledge"]["image"] == f"rasa/rasa-sdk:{locked_version('rasa-sdk')}"
+def base_image(service: str) -> str:
+    """The FROM of the Dockerfile compose builds the service's image with."""
+    build = SERVICES[service]["build"]
+    dockerfile = (ROOT / build["context"] / build["dockerfile"]).read_text(encoding="utf-8")
+    return re.findall(r"^FROM (\S+)$", dockerfile, re.M)[-1]
+
+
+def test_images_are_built_on_the_locked_rasa_and_sdk_versions() -> None:
+    for service in ("rasa", "webhook"):
+        assert base_image(service) == f"rasa/rasa:{locked_version('rasa')}-full"
+        assert SERVICES[service]["image"] == "nova-aurora/rasa:local"
+    for service in ("action-server", "knowledge"):
+        assert base_image(service) == f"rasa/rasa-sdk:{locked_version('rasa-sdk')}"
+        assert SERVICES[service]["image"] == "nova-aurora/sdk:local"
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -109,7 +119,8 @@ def test_rasa_uses_redis_lock_and_tracker_stores() -> None:
     assert endpoints["action_endpoint"]["url"] == "http://action-server:5055/webhook"
     mounted = SERVICES["rasa"]["volumes"]
     assert "./deploy/endpoints.docker.yml:/app/endpoints.yml:ro" in mounted
-    assert any(v.startswith("./bot:") for v in mounted)  # where the lock store class lives
+    dockerfile = (ROOT / "deploy" / "rasa.Dockerfile").read_text(encoding="utf-8")
+    assert "COPY bot /app/bot" in dockerfile  # where the lock store class lives
     assert int(SERVICES["rasa"]["environment"]["TICKET_LOCK_LIFETIME"]) >= 30
 
 
