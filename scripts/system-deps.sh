@@ -3,10 +3,11 @@
 # run as root (`make test` and `.ci/run` call this), otherwise stops with one line naming them.
 #   redis-server  the scale-out, dedup and journal tests start real Redis servers
 #   chromium      the simulator's browser test (tests/e2e/test_browser.py)
+#   nginx-light   runs deploy/nginx.conf for real (tests/test_nginx.py)
 set -euo pipefail
 
 # command on PATH (or in /usr/sbin, where Debian puts nginx)  ->  Debian package
-declare -A PACKAGE=([redis-server]=redis-server [chromium]=chromium)
+declare -A PACKAGE=([redis-server]=redis-server [chromium]=chromium [nginx]=nginx-light)
 
 missing=()
 for command in "${!PACKAGE[@]}"; do

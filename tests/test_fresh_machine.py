@@ -41,6 +41,7 @@ def test_without_root_the_missing_packages_are_named_on_one_line(tmp_path: Path)
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1
+    # (nginx is looked for in /usr/sbin too, where Debian installs it, whatever the PATH)
     assert "chromium" in lines[0] and "redis-server" in lines[0]
 
 
