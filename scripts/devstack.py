@@ -211,7 +211,9 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
     if env.get("REDIS_URL") and "RASA_ENDPOINTS" not in env:
         # Several processes on one Redis: Rasa's lock and tracker stores go there too.
         action_url = f"http://localhost:{action_port}/webhook"
-        written = write_redis_endpoints(RUN_DIR / "endpoints.yml", env["REDIS_URL"], action_url)
+        written = write_redis_endpoints(
+            RUN_DIR / "endpoints.yml", env["REDIS_URL"], action_url, env.get("REDIS_PASSWORD")
+        )
         endpoints = str(written)
     services.append(
         Service(

@@ -39,7 +39,7 @@ IMAGE_PLATFORM = {
     "platform_python_implementation": "CPython",
     "extra": "",
 }
-OWN_PACKAGES = {"bot", "actions", "knowledge", "__future__"}
+OWN_PACKAGES = {"bot", "actions", "knowledge", "scripts", "__future__"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Image:
     base_image: str  # FROM, pinned
     base_distribution: str  # what the base image installs (its module is not ours to add)
     base_module: str
-    code: tuple[str, ...]  # top-level folders copied into /app
+    code: tuple[str, ...]  # folders and files copied into /app
 
     @property
     def requirements(self) -> Path:
@@ -63,7 +63,7 @@ class Image:
 
 IMAGES = (
     # rasa run and the webhook ingress
-    Image("rasa", "rasa/rasa:3.6.21-full", "rasa", "rasa", ("bot",)),
+    Image("rasa", "rasa/rasa:3.6.21-full", "rasa", "rasa", ("bot", "scripts/endpoints.py")),
     # the action server and the knowledge service
     Image("sdk", "rasa/rasa-sdk:3.6.2", "rasa-sdk", "rasa_sdk", ("actions", "knowledge")),
 )
@@ -73,7 +73,7 @@ def imported_modules(folders: Iterable[Path]) -> set[str]:
     """Top-level names of the third-party modules imported anywhere under ``folders``."""
     names: set[str] = set()
     for folder in folders:
-        for path in sorted(folder.rglob("*.py")):
+        for path in [folder] if folder.is_file() else sorted(folder.rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if isinstance(node, ast.Import):
                     names |= {alias.name.split(".")[0] for alias in node.names}
@@ -142,7 +142,7 @@ def requirements_text(image: Image, lock: Mapping[str, Any]) -> str:
     lines = [f"{name}=={version}" for name, version in sorted(pins.items())]
     header = (
         f"# Generated from uv.lock by `python -m scripts.image_requirements`: do not edit.\n"
-        f"# What the code in {', '.join(f + '/' for f in image.code)} imports on top of "
+        f"# What {', '.join(image.code)} import on top of "
         f"{image.base_image},\n"
         f"# with its dependencies, at the locked versions (installed with --no-deps).\n"
     )

@@ -28,6 +28,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from scripts import image_requirements
+from scripts.endpoints import redis_endpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
@@ -44,7 +45,7 @@ class ImageContents:
     """What a service's container has: packages and the project's code under /app."""
 
     distributions: frozenset[str]
-    code: frozenset[str]  # top-level folders or files under /app
+    code: frozenset[tuple[str, str]]  # (path under /app, path in the repository)
 
 
 def base_distribution(image: str) -> str:
@@ -85,8 +86,8 @@ def image_contents(service: dict[str, Any]) -> ImageContents:
     """The packages and code a compose service runs with."""
     if "build" not in service:  # an official image as it is, the code mounted into it
         code = {
-            target.removeprefix("/app/")
-            for _, target, *_ in (v.split(":") for v in service.get("volumes", []))
+            (target.removeprefix("/app/"), source.removeprefix("./"))
+            for source, target, *_ in (v.split(":") for v in service.get("volumes", []))
             if target.startswith("/app/")
         }
         closure = dependency_closure(base_distribution(service["image"]))
@@ -103,7 +104,10 @@ def image_contents(service: dict[str, Any]) -> ImageContents:
             if source.startswith("deploy/requirements-"):
                 packages |= requirement_names(context / source)
             elif target.startswith("/app/"):
-                code.add(source.split("/")[0])
+                where = target.removeprefix("/app/")
+                if target.endswith("/"):  # COPY a b /app/dir/: each into the folder
+                    where += Path(source).name
+                code.add((where, source))
     return ImageContents(frozenset(packages), frozenset(code))
 
 
@@ -148,8 +152,9 @@ def throwaway_env(contents: ImageContents, where: Path) -> tuple[Path, Path]:
         link_distribution(distribution(name), name, site)
     app = where / "app"
     app.mkdir()
-    for entry in contents.code:
-        (app / entry).symlink_to(ROOT / entry)
+    for inside, source in contents.code:
+        (app / inside).parent.mkdir(parents=True, exist_ok=True)
+        (app / inside).symlink_to(ROOT / source)
     return venv / "bin" / "python", app
 
 
@@ -171,13 +176,15 @@ def entry_points(name: str, service: dict[str, Any]) -> list[list[str]]:
         return [["-c", load]]
     if command[:1] == ["run"]:  # rasa run: the channel in credentials, classes in endpoints
         credentials = yaml.safe_load((ROOT / "credentials.yml").read_text(encoding="utf-8"))
-        endpoints = yaml.safe_load(
-            (ROOT / "deploy" / "endpoints.docker.yml").read_text(encoding="utf-8")
-        )
+        endpoints = redis_endpoints("redis://redis:6379/2", None)
         custom = [c.rsplit(".", 1)[0] for c in credentials]
         custom += [
-            e["type"].rsplit(".", 1)[0] for e in endpoints.values() if "." in e.get("type", "")
+            str(e["type"]).rsplit(".", 1)[0]
+            for e in endpoints.values()
+            if isinstance(e, dict) and "." in e.get("type", "")
         ]
+        # What a shell entrypoint runs first (python -m scripts.endpoints).
+        custom += re.findall(r"python -m ([\w.]+)", " ".join(entrypoint))
         return [["-c", "; ".join(f"import {m}" for m in ["rasa.__main__", *custom])]]
     raise AssertionError(f"{name}: unknown entry point {entrypoint} {command}")
 
@@ -212,7 +219,9 @@ def test_rasa_and_the_ingress_import_with_their_images_packages(name: str, tmp_p
 
 def test_the_throwaway_env_lacks_what_the_image_lacks(tmp_path: Path) -> None:
     # The check above could not fail if the throw-away env saw this venv's packages.
-    sdk_only = ImageContents(frozenset(dependency_closure("rasa-sdk")), frozenset({"knowledge"}))
+    sdk_only = ImageContents(
+        frozenset(dependency_closure("rasa-sdk")), frozenset({("knowledge", "knowledge")})
+    )
     assert "aiohttp" not in sdk_only.distributions  # rasa-sdk's image has no aiohttp
     python, app = throwaway_env(sdk_only, tmp_path)
     result = subprocess.run(
@@ -255,5 +264,6 @@ def test_dockerfiles_pin_the_base_install_wheels_only_and_run_unprivileged(
     assert "apt-get" not in text  # no build tools added
     users = re.findall(r"^USER (\S+)$", text, re.M)
     assert users[-1] == "1001"  # the official images' unprivileged user, last
-    for folder in image.code:
-        assert f"COPY {folder} /app/{folder}" in text
+    copied = re.findall(r"^COPY (.+) /app/", text, re.M)
+    for path in image.code:
+        assert any(path in line.split() for line in copied), f"{path} is not copied"

@@ -17,6 +17,8 @@ class RedisServer:
 
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    # Extra redis-server arguments, e.g. ["--requirepass", "..."]; the URL stays password-less.
+    options: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -27,6 +29,7 @@ class RedisServer:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         argv = [redis, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
         argv += ["--appendonly", "no", "--logfile", str(LOG_DIR / f"redis-{self.port}.log")]
+        argv += self.options
         self.proc = subprocess.Popen(
             argv,
             stdout=subprocess.DEVNULL,
@@ -42,8 +45,8 @@ class RedisServer:
 
 
 @contextmanager
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
+def redis_server(*options: str) -> Iterator[RedisServer]:
+    server = RedisServer(options=options)
     server.start()
     try:
         yield server
