@@ -11,7 +11,7 @@ MODEL  := models/nova-aurora.tar.gz
 TRAINING_FILES := config.yml domain.yml $(wildcard data/*.yml)
 CODE   := bot actions knowledge simulator tests scripts bench
 
-.PHONY: help install train run test lint format validate test-unit test-stories test-nlu clean \
+.PHONY: help install system-deps train run test lint format validate test-unit test-stories test-nlu clean \
         register-webhook list-webhooks bench test-fast docs docs-serve
 
 help: ## List the targets
@@ -25,6 +25,9 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	@touch $@
 
 install: $(VENV)/.installed ## Create .venv with Python 3.10 and the locked dependencies (installs uv if needed)
+
+system-deps: ## Install the Debian packages the tests run (redis-server, chromium, nginx-light) when missing; needs root
+	@bash scripts/system-deps.sh
 
 $(MODEL): $(VENV)/.installed $(TRAINING_FILES)
 	$(RASA) train --fixed-model-name nova-aurora
@@ -47,7 +50,7 @@ format: install ## Apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix $(wildcard $(CODE))
 	$(VENV)/bin/ruff format $(wildcard $(CODE))
 
-test-unit: install train ## pytest: unit, HTTP and end-to-end tests (uses the trained model)
+test-unit: install system-deps train ## pytest: unit, HTTP and end-to-end tests (uses the trained model)
 	$(PY) -m pytest
 
 test-fast: install ## The inner loop (~1 min): unit and HTTP tests, no training, no rasa run (pytest -m "not e2e")
@@ -61,7 +64,7 @@ test-nlu: install train ## NLU on held-out phrases (tests/nlu_holdout.yml); fail
 	$(RASA) test nlu --model $(MODEL) --nlu tests/nlu_holdout.yml --out results/nlu
 	$(PY) -m scripts.check_nlu results/nlu/intent_report.json --min-accuracy 0.90
 
-test: lint validate test-unit test-stories test-nlu ## Everything CI runs: lint, validate, pytest (docs included), stories, NLU
+test: system-deps lint validate test-unit test-stories test-nlu ## Everything CI runs: lint, validate, pytest (docs included), stories, NLU
 	@echo "make test: all checks passed"
 
 bench: install train ## Benchmarks on a real stack (~12 min): bench/results/results.{md,json}

@@ -38,6 +38,9 @@ MODEL = ROOT / "models" / "nova-aurora.tar.gz"
 COLORS = ["\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m"]
 RESET = "\033[0m"
 
+# Put on the children's PYTHONPATH: its sitecustomize hides third-party deprecation noise.
+QUIET_WARNINGS = ROOT / "scripts" / "quiet_warnings"
+
 # Simulator defaults: the fake business number the simulator answers for.
 SIM_PHONE_NUMBER_ID = "100000000000002"
 
@@ -74,6 +77,17 @@ def dev_secrets() -> dict[str, str]:
         )
         path.chmod(0o600)
     return values
+
+
+def with_quiet_warnings(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` for the started processes, without third-party DeprecationWarnings.
+
+    TensorFlow, Keras, pkg_resources, matplotlib and SQLAlchemy print a screenful of them
+    when ``rasa run`` starts; ``scripts/quiet_warnings/sitecustomize.py`` drops those and
+    keeps every other warning (Rasa's own about the domain, data or model).
+    """
+    path = [str(QUIET_WARNINGS), *filter(None, [env.get("PYTHONPATH")])]
+    return {**env, "PYTHONPATH": os.pathsep.join(path)}
 
 
 def uses_real_whatsapp(env: Mapping[str, str]) -> bool:
@@ -197,7 +211,9 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
     if env.get("REDIS_URL") and "RASA_ENDPOINTS" not in env:
         # Several processes on one Redis: Rasa's lock and tracker stores go there too.
         action_url = f"http://localhost:{action_port}/webhook"
-        written = write_redis_endpoints(RUN_DIR / "endpoints.yml", env["REDIS_URL"], action_url)
+        written = write_redis_endpoints(
+            RUN_DIR / "endpoints.yml", env["REDIS_URL"], action_url, env.get("REDIS_PASSWORD")
+        )
         endpoints = str(written)
     services.append(
         Service(
@@ -241,7 +257,7 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
 
 
 async def main() -> int:
-    env = {**read_env_file(ROOT / ".env"), **os.environ}
+    env = with_quiet_warnings({**read_env_file(ROOT / ".env"), **os.environ})
     env["PYTHONUNBUFFERED"] = "1"
     services, where = build_services(env)
 

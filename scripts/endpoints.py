@@ -3,9 +3,10 @@
 Rasa's own ``RedisLockStore`` (made atomic by ``bot.addons.lock_store``) keeps each
 conversation's turns one at a time and in ticket order across processes, and its Redis
 tracker store lets any process continue any conversation. Both take host, port, db and
-password rather than a URL, so ``REDIS_URL`` (``redis://[:password@]host[:port][/db]``) is
-spelled out here. Tracker and lock live in the URL's database; the channel's own keys
-start with ``wa:``.
+password rather than a URL, so ``REDIS_URL`` (``redis[s]://[:password@]host[:port][/db]``) is
+spelled out here; the password is the URL's or else ``REDIS_PASSWORD``, as for the channel
+(``bot/addons/whatsapp/redis_client.py``), and ``rediss://`` turns on TLS. Tracker and
+lock live in the URL's database; the channel's own keys start with ``wa:``.
 
 ``python -m scripts.endpoints OUT.yml`` writes the file from the environment.
 """
@@ -23,15 +24,22 @@ import yaml
 LOCK_STORE = "bot.addons.lock_store.AtomicRedisLockStore"
 
 
-def redis_endpoints(redis_url: str, action_url: str | None) -> dict[str, object]:
-    """The endpoints.yml content (as a dict) for a Redis tracker and lock store."""
+def redis_endpoints(
+    redis_url: str, action_url: str | None, password: str | None = None
+) -> dict[str, object]:
+    """The endpoints.yml content (as a dict) for a Redis tracker and lock store.
+
+    ``password`` (``REDIS_PASSWORD``) is used when the URL carries none.
+    """
     parts = urlsplit(redis_url)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise ValueError("REDIS_URL must look like redis://[:password@]host[:port][/db]")
+        raise ValueError("REDIS_URL must look like redis[s]://[:password@]host[:port][/db]")
     db = int(parts.path.lstrip("/") or 0)
     common: dict[str, object] = {"url": parts.hostname, "port": parts.port or 6379, "db": db}
     if parts.password:
         common["password"] = unquote(parts.password)
+    elif password:
+        common["password"] = password
     if parts.username:
         common["username"] = unquote(parts.username)
     if parts.scheme == "rediss":
@@ -45,9 +53,11 @@ def redis_endpoints(redis_url: str, action_url: str | None) -> dict[str, object]
     return endpoints
 
 
-def write_redis_endpoints(path: Path, redis_url: str, action_url: str | None) -> Path:
+def write_redis_endpoints(
+    path: Path, redis_url: str, action_url: str | None, password: str | None = None
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(redis_endpoints(redis_url, action_url), sort_keys=False)
+    text = yaml.safe_dump(redis_endpoints(redis_url, action_url, password), sort_keys=False)
     path.write_text("# Written from REDIS_URL by scripts/endpoints.py\n" + text, encoding="utf-8")
     path.chmod(0o600)  # it may hold the Redis password
     return path
@@ -55,4 +65,5 @@ def write_redis_endpoints(path: Path, redis_url: str, action_url: str | None) ->
 
 if __name__ == "__main__":
     action = os.environ.get("ACTION_ENDPOINT_URL", "http://localhost:5055/webhook")
-    write_redis_endpoints(Path(sys.argv[1]), os.environ["REDIS_URL"], action)
+    password = os.environ.get("REDIS_PASSWORD") or None
+    write_redis_endpoints(Path(sys.argv[1]), os.environ["REDIS_URL"], action, password)

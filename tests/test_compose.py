@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import rasa.shared.utils.common
 import tomli
 import yaml
 from rasa.core.lock_store import RedisLockStore
+
+from scripts.endpoints import redis_endpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR_REF = re.compile(r"\$\{([A-Z0-9_]+)(:?-[^}]*)?\}")
@@ -42,10 +45,20 @@ def test_stack_has_rasa_actions_knowledge_and_redis() -> None:
     assert {"rasa", "action-server", "knowledge", "redis", "proxy"} <= set(SERVICES)
 
 
-def test_images_match_the_locked_rasa_and_sdk_versions() -> None:
-    assert SERVICES["rasa"]["image"] == f"rasa/rasa:{locked_version('rasa')}-full"
-    assert SERVICES["action-server"]["image"] == f"rasa/rasa-sdk:{locked_version('rasa-sdk')}"
-    assert SERVICES["knowledge"]["image"] == f"rasa/rasa-sdk:{locked_version('rasa-sdk')}"
+def base_image(service: str) -> str:
+    """The FROM of the Dockerfile compose builds the service's image with."""
+    build = SERVICES[service]["build"]
+    dockerfile = (ROOT / build["context"] / build["dockerfile"]).read_text(encoding="utf-8")
+    return re.findall(r"^FROM (\S+)$", dockerfile, re.M)[-1]
+
+
+def test_images_are_built_on_the_locked_rasa_and_sdk_versions() -> None:
+    for service in ("rasa", "webhook"):
+        assert base_image(service) == f"rasa/rasa:{locked_version('rasa')}-full"
+        assert SERVICES[service]["image"] == "nova-aurora/rasa:local"
+    for service in ("action-server", "knowledge"):
+        assert base_image(service) == f"rasa/rasa-sdk:{locked_version('rasa-sdk')}"
+        assert SERVICES[service]["image"] == "nova-aurora/sdk:local"
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -100,16 +113,22 @@ def test_credentials_variables_are_documented(name: str) -> None:
     assert used <= documented, f"undocumented: {sorted(used - documented)}"
 
 
-def test_rasa_uses_redis_lock_and_tracker_stores() -> None:
-    endpoints = load_yaml("deploy/endpoints.docker.yml")
-    lock_store = rasa.shared.utils.common.class_from_module_path(endpoints["lock_store"]["type"])
-    assert issubclass(lock_store, RedisLockStore)  # Rasa's own, with atomic ticket changes
-    assert endpoints["tracker_store"]["type"] == "redis"
-    assert endpoints["lock_store"]["url"] == "redis"
-    assert endpoints["action_endpoint"]["url"] == "http://action-server:5055/webhook"
-    mounted = SERVICES["rasa"]["volumes"]
-    assert "./deploy/endpoints.docker.yml:/app/endpoints.yml:ro" in mounted
-    assert any(v.startswith("./bot:") for v in mounted)  # where the lock store class lives
+def test_rasa_uses_redis_lock_and_tracker_stores_written_from_redis_url() -> None:
+    service = SERVICES["rasa"]
+    script = service["entrypoint"][2]
+    assert script.startswith("python -m scripts.endpoints /tmp/endpoints.yml && exec rasa")
+    command = service["command"]
+    assert command[command.index("--endpoints") + 1] == "/tmp/endpoints.yml"
+    assert service["environment"]["ACTION_ENDPOINT_URL"] == "http://action-server:5055/webhook"
+    endpoints = redis_endpoints(service["environment"]["REDIS_URL"].split(":-")[1][:-1], None)
+    lock_store = endpoints["lock_store"]
+    assert isinstance(lock_store, dict)
+    lock_class = rasa.shared.utils.common.class_from_module_path(lock_store["type"])
+    assert issubclass(lock_class, RedisLockStore)  # Rasa's own, with atomic ticket changes
+    assert lock_store["url"] == "redis"
+    dockerfile = (ROOT / "deploy" / "rasa.Dockerfile").read_text(encoding="utf-8")
+    assert "COPY bot /app/bot" in dockerfile  # where the lock store class lives
+    assert "scripts/endpoints.py /app/scripts/" in dockerfile
     assert int(SERVICES["rasa"]["environment"]["TICKET_LOCK_LIFETIME"]) >= 30
 
 
@@ -118,6 +137,16 @@ def nginx_servers() -> dict[str, str]:
     text = (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
     blocks = re.split(r"^server \{", text, flags=re.M)[1:]
     return {re.search(r"listen (\d+);", b).group(1): b for b in blocks}  # type: ignore[union-attr]
+
+
+def proxied_locations(server: str) -> dict[str, str]:
+    """``{location: upstream}`` of a server block's proxy_pass locations."""
+    found = re.findall(r"location ([^{]+?) \{((?:[^{}]|\{[^{}]*\})*)\}", server)
+    return {
+        where: match.group(1)
+        for where, body in found
+        if (match := re.search(r"proxy_pass (\S+);", body))
+    }
 
 
 def test_meta_reaches_the_ingress_which_relays_to_rasa_through_the_proxy() -> None:
@@ -137,12 +166,17 @@ def test_meta_reaches_the_ingress_which_relays_to_rasa_through_the_proxy() -> No
     servers = nginx_servers()
     public, internal = servers["8080"], servers["8081"]
     assert f"set $webhook_upstream http://webhook:{port};" in public
-    assert re.search(r"location /webhooks/whatsapp/ \{\s*proxy_pass \$webhook_upstream;", public)
-    assert re.search(r"location /webhooks/whatsapp/relay \{\s*return 404;", public)
+    assert f"set $webhook_upstream http://webhook:{port};" in internal
     assert "set $rasa_upstream http://rasa:5005;" in internal
-    assert re.search(
-        r"location /webhooks/whatsapp/relay \{\s*proxy_pass \$rasa_upstream;", internal
-    )
+    # What each port serves (tests/test_nginx.py runs the file in a real nginx).
+    assert proxied_locations(public) == {
+        "= /webhooks/whatsapp/webhook": "$webhook_upstream",
+        "= /webhooks/whatsapp/health": "$webhook_upstream",
+    }
+    assert proxied_locations(internal) == {
+        "= /webhooks/whatsapp/relay": "$rasa_upstream",
+        "= /webhooks/whatsapp/metrics": "$webhook_upstream",
+    }
 
 
 def test_rasa_behind_the_ingress_runs_turns_without_the_thread() -> None:
@@ -151,3 +185,60 @@ def test_rasa_behind_the_ingress_runs_turns_without_the_thread() -> None:
         SERVICES["webhook"]["environment"]["REDIS_URL"]
         == SERVICES["rasa"]["environment"]["REDIS_URL"]
     )
+
+
+def test_redis_is_a_pinned_patch_release() -> None:
+    assert re.fullmatch(r"redis:\d+\.\d+\.\d+-alpine", SERVICES["redis"]["image"])
+
+
+def test_compose_redis_command_requires_the_password_keeps_aof_and_never_evicts(
+    tmp_path: Path,
+) -> None:
+    """Compose's own redis command line, run by the real redis-server on a free port."""
+    import redis as redis_py
+
+    from tests.support.stack import free_port, wait_for_tcp
+    from tests.support.system import require_program
+
+    service = SERVICES["redis"]
+    assert service["command"][:2] == ["sh", "-c"]
+    script = service["command"][2].replace("$$", "$")  # compose's escape for a literal $
+    port = free_port()
+    redis_server = require_program("redis-server", "redis-server")
+    script = script.replace("exec redis-server", f"exec {redis_server}")
+    script += f" --port {port} --bind 127.0.0.1 --dir {tmp_path} --save ''"
+    password = "compose-test-password"
+    assert "REDIS_PASSWORD" in service["environment"] and "REDISCLI_AUTH" in service["environment"]
+    process = subprocess.Popen(
+        ["sh", "-c", script],
+        env={"REDIS_PASSWORD": password, "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_tcp("127.0.0.1", port, 10)
+        with pytest.raises(redis_py.exceptions.AuthenticationError):
+            redis_py.Redis(port=port).ping()
+        client = redis_py.Redis(port=port, password=password)
+        assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        assert password not in " ".join(command_lines(process.pid))
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def command_lines(parent: int) -> list[str]:
+    """The command lines of ``parent`` and its children (from /proc)."""
+    lines = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            status = (proc / "status").read_text()
+            ppid = int(re.search(r"PPid:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+            if int(proc.name) == parent or ppid == parent:
+                lines.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, ValueError):
+            continue
+    return lines

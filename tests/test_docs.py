@@ -32,6 +32,8 @@ NOT_VARIABLES = {
     # Rasa's own setting, fixed in docker-compose.yml rather than read from .env.
     "TICKET_LOCK_LIFETIME",
 }
+# The interpreter's own: make run prepends a folder to what the caller had.
+INTERPRETER_VARIABLES = {"PYTHONPATH"}
 # Runtime code whose environment reads must all be documented (tests and bench set their own).
 CODE_DIRS = ("bot", "actions", "knowledge", "simulator", "scripts")
 ENV_READ = re.compile(
@@ -95,7 +97,7 @@ def variables_read_by_the_code() -> set[str]:
                 names.add(next(group for group in match.groups() if group))
     for config in ("credentials.yml", "credentials.serpro.yml", "docker-compose.yml"):
         names |= set(CONFIG_REFERENCE.findall((ROOT / config).read_text(encoding="utf-8")))
-    return names
+    return names - INTERPRETER_VARIABLES
 
 
 def test_the_site_builds_with_every_page_in_the_navigation_and_no_warning(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,10 @@ from rasa.core.lock_store import LockStore
 from rasa.core.tracker_store import RedisTrackerStore, TrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.utils.endpoints import read_endpoint_config
+from redis.exceptions import AuthenticationError
 
 from bot.addons.lock_store import AtomicRedisLockStore
+from bot.addons.whatsapp.redis_client import redis_client
 from scripts import devstack
 from scripts.endpoints import redis_endpoints, write_redis_endpoints
 from tests.support.redis import redis_server
@@ -37,7 +40,7 @@ def test_a_redis_url_is_spelled_out_for_rasa() -> None:
 
 @pytest.mark.parametrize("url", ["localhost:6379", "http://localhost", "redis://"])
 def test_a_malformed_redis_url_is_refused_with_its_expected_shape(url: str) -> None:
-    with pytest.raises(ValueError, match=r"redis://\[:password@\]host"):
+    with pytest.raises(ValueError, match=r"redis\[s\]://\[:password@\]host"):
         redis_endpoints(url, None)
 
 
@@ -87,3 +90,58 @@ def test_make_run_puts_the_ingress_in_front_of_rasa(monkeypatch: pytest.MonkeyPa
     ]
     assert "http://localhost:5999/webhooks/whatsapp/webhook" in simulator.argv
     assert rasa.env["WPP_TURN_THREAD"] == "false"
+
+
+PASSWORD = "redis-test-password-5f2c"
+
+
+def test_redis_password_reaches_rasas_stores_when_the_url_has_none() -> None:
+    endpoints = redis_endpoints("redis://cache:6379/1", None, password=PASSWORD)
+    assert endpoints["lock_store"]["password"] == PASSWORD  # type: ignore[index]
+    assert endpoints["tracker_store"]["password"] == PASSWORD  # type: ignore[index]
+    in_url = redis_endpoints("redis://:from-url@cache:6379/1", None, password=PASSWORD)
+    assert in_url["lock_store"]["password"] == "from-url"  # type: ignore[index]
+
+
+def test_rediss_turns_on_tls_for_rasa_and_the_channel() -> None:
+    endpoints = redis_endpoints("rediss://:pw@cache.example:6380/0", None)
+    assert endpoints["lock_store"]["use_ssl"] is True  # type: ignore[index]
+    assert endpoints["tracker_store"]["use_ssl"] is True  # type: ignore[index]
+    from redis.asyncio.connection import SSLConnection
+
+    client = redis_client("rediss://cache.example:6380/0", password="pw")
+    assert client.connection_pool.connection_class is SSLConnection
+
+
+def test_every_component_authenticates_on_a_password_protected_redis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with redis_server("--requirepass", PASSWORD) as redis:
+        # Rasa's lock and tracker stores, from REDIS_URL without password + REDIS_PASSWORD.
+        path = write_redis_endpoints(tmp_path / "endpoints.yml", redis.url, None, PASSWORD)
+        lock_store = LockStore.create(read_endpoint_config(str(path), "lock_store"))
+        assert isinstance(lock_store, AtomicRedisLockStore)
+        lock_store.cleanup("5561999990000", lock_store.issue_ticket("5561999990000"))
+        tracker_store = TrackerStore.create(
+            read_endpoint_config(str(path), "tracker_store"), Domain.empty()
+        )
+        assert isinstance(tracker_store, RedisTrackerStore)
+        assert tracker_store.red.ping()
+        # Without the password, the same file is refused: the password is what let them in.
+        bare = write_redis_endpoints(tmp_path / "bare.yml", redis.url, None)
+        with pytest.raises(AuthenticationError):
+            LockStore.create(read_endpoint_config(str(bare), "lock_store")).red.ping()
+
+        # The channel's client (dedup, journal, short keys, Serpro token) reads REDIS_PASSWORD.
+        async def ping() -> bool:
+            client = redis_client(redis.url)
+            try:
+                return bool(await client.ping())
+            finally:
+                await client.close()
+
+        monkeypatch.setenv("REDIS_PASSWORD", PASSWORD)
+        assert asyncio.run(ping())
+        monkeypatch.delenv("REDIS_PASSWORD")
+        with pytest.raises(AuthenticationError):
+            asyncio.run(ping())

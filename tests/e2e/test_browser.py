@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,11 +19,11 @@ from tests.support.stack import (
     start_rasa,
     write_endpoints,
 )
+from tests.support.system import require_program
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 ARTIFACTS = ROOT / "artifacts"
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SECRETS = {
     "WPP_AUTHORIZATION_TOKEN": "browser-access-token",
     "WPP_VERIFY_TOKEN": "browser-verify-token",
@@ -95,7 +94,7 @@ def simulator_url(trained_model: Path, tmp_path_factory: pytest.TempPathFactory)
 def page() -> Iterator[Page]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=require_program("chromium", "chromium"),
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         yield browser.new_page(viewport={"width": 460, "height": 900})

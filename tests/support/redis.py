@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from tests.support.stack import LOG_DIR, free_port, wait_for_tcp
-
-REDIS = shutil.which("redis-server")
+from tests.support.system import require_program
 
 
 @dataclass
@@ -19,16 +17,19 @@ class RedisServer:
 
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    # Extra redis-server arguments, e.g. ["--requirepass", "..."]; the URL stays password-less.
+    options: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        assert REDIS, "redis-server is required (apt-get install redis-server; .ci/run does)"
+        redis = require_program("redis-server", "redis-server")
         LOG_DIR.mkdir(parents=True, exist_ok=True)
-        argv = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        argv = [redis, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
         argv += ["--appendonly", "no", "--logfile", str(LOG_DIR / f"redis-{self.port}.log")]
+        argv += self.options
         self.proc = subprocess.Popen(
             argv,
             stdout=subprocess.DEVNULL,
@@ -44,8 +45,8 @@ class RedisServer:
 
 
 @contextmanager
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
+def redis_server(*options: str) -> Iterator[RedisServer]:
+    server = RedisServer(options=options)
     server.start()
     try:
         yield server
