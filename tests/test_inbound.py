@@ -210,7 +210,7 @@ def test_a_broken_item_is_skipped_and_the_rest_of_the_batch_kept() -> None:
     payload = batch("inbound_text", "inbound_location")
     payload["entry"][0]["changes"][0]["value"]["messages"].insert(0, {"type": "text"})
     result = parse_values(cloud_values(payload))
-    assert result.problems == ["messages[0] has no 'id' or 'from'"]
+    assert result.problems == ["messages[0] has no 'id' or no 'from'/'from_user_id'"]
     assert [e.wamid for e in result.events if isinstance(e, InboundMessage)] == [
         "wamid.FAKE0001"
     ] * 2
