@@ -13,7 +13,6 @@ import aiohttp
 import pytest
 
 from bot.addons.whatsapp.config import WhatsAppSettings
-from bot.addons.whatsapp.delivery.dedup import message_from_record, message_record
 from bot.addons.whatsapp.errors import DECISIONS, WhatsAppApiError
 from bot.addons.whatsapp.inbound.events import (
     Citizen,
@@ -26,6 +25,8 @@ from bot.addons.whatsapp.inbound.events import (
     Pricing,
     Standby,
     StatusUpdate,
+    message_from_record,
+    message_record,
 )
 from bot.addons.whatsapp.inbound.identity import Identifiers
 from bot.addons.whatsapp.inbound.parse import cloud_changes, parse_changes, parse_values

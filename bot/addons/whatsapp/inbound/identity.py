@@ -40,9 +40,9 @@ BSUID: Final = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
 """Meta's BSUID format (LIMITS.md §8.1): country code, ``.``, optional ``ENT.`` (a parent
 BSUID), up to 128 alphanumerics."""
 
-ALIAS_KEY: Final = "wpp:identity:alias"  # identifier -> conversation key
-PHONE_KEY: Final = "wpp:identity:phone"  # conversation key -> latest phone
-USER_KEY: Final = "wpp:identity:user"  # conversation key -> latest BSUID
+ALIAS_KEY: Final = "wa:identity:alias"  # identifier -> conversation key
+PHONE_KEY: Final = "wa:identity:phone"  # conversation key -> latest phone
+USER_KEY: Final = "wa:identity:user"  # conversation key -> latest BSUID
 
 
 def is_bsuid(value: str | None) -> bool:

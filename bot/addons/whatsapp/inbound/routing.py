@@ -27,9 +27,9 @@ from typing import Any, Final, Protocol
 from bot.addons.whatsapp.inbound.identity import IdentityMap, create_identity_map
 from bot.addons.whatsapp.redis_client import redis_client
 
-OWNER_PREFIX: Final = "wpp:thread:owner:"  # + conversation key -> the app that owns it
-PREFERENCES_PREFIX: Final = "wpp:prefs:"  # + category: hash key -> stop/resume
-TEMPLATES_KEY: Final = "wpp:template:status"  # hash name -> last event
+OWNER_PREFIX: Final = "wa:thread:owner:"  # + conversation key -> the app that owns it
+PREFERENCES_PREFIX: Final = "wa:prefs:"  # + category: hash key -> stop/resume
+TEMPLATES_KEY: Final = "wa:template:status"  # hash name -> last event
 
 UNUSABLE_TEMPLATE_EVENTS: Final = frozenset({"PAUSED", "DISABLED", "REJECTED", "PENDING_DELETION"})
 """Template events after which a template cannot be sent until it is ``APPROVED`` again."""
