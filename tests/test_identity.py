@@ -1,9 +1,11 @@
 """One citizen, one conversation: the identity rule, in memory and on a real redis-server,
-driven by the identifiers of the 2026 payload files."""
+driven by the identifiers of the 2026 payload files; the thread owners, preferences and
+template statuses kept beside it."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -17,7 +19,13 @@ from bot.addons.whatsapp.inbound.identity import (
     choose_key,
     is_bsuid,
 )
+from bot.addons.whatsapp.inbound.routing import (
+    MemoryRoutingStore,
+    RedisRoutingStore,
+    RoutingStore,
+)
 from bot.addons.whatsapp.redis_client import redis_client
+from tests.channel_harness import serve_channel
 from tests.support.redis import RedisServer, redis_server
 from tests.whatsapp_fixtures import fixture
 
@@ -110,3 +118,66 @@ async def test_two_processes_agree_on_a_new_citizen(redis: RedisServer) -> None:
     assert len(set(keys)) == 1
     await first.close()
     await second.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def routing(request: pytest.FixtureRequest) -> AsyncIterator[RoutingStore]:
+    if request.param == "memory":
+        yield MemoryRoutingStore()
+        return
+    server = request.getfixturevalue("redis")
+    store = RedisRoutingStore(redis_client(server.url))
+    yield store
+    await store.close()
+
+
+async def test_a_thread_taken_over_is_given_back_or_expires_when_idle(
+    routing: RoutingStore,
+) -> None:
+    await routing.hand_over(MARIA_PHONE, "1000000000009002", idle_seconds=1)
+    assert await routing.owner(MARIA_PHONE) == "1000000000009002"
+    await routing.take_back(MARIA_PHONE)
+    assert await routing.owner(MARIA_PHONE) is None
+    await routing.hand_over(MARIA_PHONE, "1000000000009002", idle_seconds=1)
+    await asyncio.sleep(0.7)
+    await routing.touch(MARIA_PHONE, idle_seconds=1)  # standby traffic
+    await asyncio.sleep(0.7)
+    assert await routing.owner(MARIA_PHONE) == "1000000000009002"
+    await asyncio.sleep(0.6)
+    assert await routing.owner(MARIA_PHONE) is None
+    await routing.touch(MARIA_PHONE, idle_seconds=1)  # traffic does not take a thread
+    assert await routing.owner(MARIA_PHONE) is None
+
+
+async def test_preferences_and_template_statuses_are_kept(routing: RoutingStore) -> None:
+    assert await routing.preference(MARIA_PHONE, "marketing_messages") is None
+    await routing.set_preference(MARIA_PHONE, "marketing_messages", "stop")
+    assert await routing.preference(MARIA_PHONE, "marketing_messages") == "stop"
+    assert await routing.template_usable("lembrete_agendamento")
+    for event, usable in (("PAUSED", False), ("APPROVED", True), ("DISABLED", False)):
+        await routing.set_template_status("lembrete_agendamento", event)
+        assert await routing.template_usable("lembrete_agendamento") is usable
+
+
+async def test_two_channels_on_one_redis_keep_one_conversation(redis: RedisServer) -> None:
+    joana = fixture("inbound_text_bsuid_only")
+    later = copy.deepcopy(joana)
+    value = later["entry"][0]["changes"][0]["value"]
+    value["contacts"][0]["wa_id"] = JOANA_PHONE
+    value["messages"][0].update({"from": JOANA_PHONE, "id": "wamid.OTHER.PROCESS"})
+    async with (
+        serve_channel(redis_url=redis.url) as first,
+        serve_channel(redis_url=redis.url) as second,
+    ):
+        assert (await first.post(joana)).status == 200
+        await first.settle()
+        assert (await second.post(later)).status == 200
+        await second.settle()
+        assert [m.sender_id for m in first.agent.messages + second.agent.messages] == [
+            JOANA,
+            JOANA,
+        ]
+        assert [to for to, _ in first.provider.sent + second.provider.sent] == [
+            JOANA,
+            JOANA_PHONE,
+        ]
