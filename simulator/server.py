@@ -16,9 +16,15 @@ import aiohttp
 from aiohttp import web
 
 from bot.addons.whatsapp.inbound.signature import SIGNATURE_HEADER, sign, token_matches
-from bot.addons.whatsapp.logs import mask_phone
+from bot.addons.whatsapp.logs import mask_id
 from simulator.validation import validate_message
-from simulator.webhooks import message_webhook, new_wamid, status_webhook, user_message
+from simulator.webhooks import (
+    is_bsuid,
+    message_webhook,
+    new_wamid,
+    status_webhook,
+    user_message,
+)
 
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -49,6 +55,15 @@ class Item:
     time: float = field(default_factory=time.time)
 
 
+TYPING_SECONDS = 25.0
+
+
+def citizen(value: str) -> str:
+    """A conversation's key on the page: a BSUID as typed, else the phone's digits."""
+    value = value.strip()
+    return value if is_bsuid(value) else re.sub(r"\D", "", value)
+
+
 def graph_error(status: int, code: int, message: str, subcode: int | None = None) -> web.Response:
     error: dict[str, Any] = {
         "message": message,
@@ -69,6 +84,7 @@ class Simulator:
         self.conversations: dict[str, list[Item]] = {}
         self.names: dict[str, str] = {}
         self.typing: dict[str, float] = {}
+        self.clock = time.time
         self.media: dict[str, tuple[bytes, str]] = {}
         self._http: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -90,6 +106,17 @@ class Simulator:
 
     def conversation(self, number: str) -> list[Item]:
         return self.conversations.setdefault(number.lstrip("+"), [])
+
+    def _typing_after_read(self, number: str, items: list[Item], item: Item) -> None:
+        """The typing indicator shows while a reply is due: not when the bot already
+        answered this message (the read receipt can arrive after the reply) and for at
+        most 25 s, as on a phone (M-typing)."""
+        if any(later.direction == "out" for later in items[items.index(item) + 1 :]):
+            return
+        self.typing[number] = self.clock() + TYPING_SECONDS
+
+    def typing_on(self, number: str) -> bool:
+        return self.typing.get(number, 0) > self.clock()
 
     def find(self, wamid: str) -> Item | None:
         for items in self.conversations.values():
@@ -164,28 +191,31 @@ class Simulator:
                         if earlier.direction == "in":
                             earlier.status = "read"
                     if "typing_indicator" in body:
-                        self.typing[number] = time.time() + 25
+                        self._typing_after_read(number, items, item)
             return web.json_response({"success": True})
-        to = str(body.get("to", "")).lstrip("+") if isinstance(body, dict) else ""
+        to = ""
+        if isinstance(body, dict):  # "to" wins when both are given (M-bsuid)
+            to = str(body.get("to") or body.get("recipient") or "").lstrip("+")
         wamid = new_wamid()
         item = Item(wamid, "out", body if isinstance(body, dict) else {"raw": body})
         if violations:
             item.status = "failed"
             item.errors = [f"({v.code}) {v.rule}" for v in violations]
             self.conversation(to or "unknown").append(item)
-            logger.warning("Rejected a message to %s: %s", mask_phone(to), "; ".join(item.errors))
+            logger.warning("Rejected a message to %s: %s", mask_id(to), "; ".join(item.errors))
             return web.json_response(
                 violations[0].error_body("SIM" + uuid.uuid4().hex[:8]), status=400
             )
         self.conversation(to).append(item)
         self.typing.pop(to, None)
         self._later(self._statuses(item, to))
+        contact = (
+            {"input": body["to"], "wa_id": to}
+            if body.get("to")
+            else {"input": body["recipient"], "user_id": to}  # a BSUID send: no wa_id
+        )
         return web.json_response(
-            {
-                "messaging_product": "whatsapp",
-                "contacts": [{"input": body["to"], "wa_id": to}],
-                "messages": [{"id": wamid}],
-            }
+            {"messaging_product": "whatsapp", "contacts": [contact], "messages": [{"id": wamid}]}
         )
 
     async def _statuses(self, item: Item, to: str) -> None:
@@ -225,15 +255,21 @@ class Simulator:
     async def api_send(self, request: web.Request) -> web.Response:
         try:
             action = await request.json()
-            number = re.sub(r"\D", "", str(action.get("from", "")))
-            if len(number) < 8:
-                raise ValueError("'from' must be a phone number with country code")
+            number = citizen(str(action.get("from", "")))
+            if len(number) < 8 and not is_bsuid(number):
+                raise ValueError(
+                    "'from' must be a phone number with country code, or a business-scoped "
+                    "user id (BR.…) for a citizen with a username and no phone"
+                )
             name = str(action.get("name") or "Cidadão")
+            username = str(action.get("username") or "")
             message = user_message(action)
         except (ValueError, KeyError, json.JSONDecodeError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         self.names[number] = name
-        wamid, webhook = message_webhook(self.config.phone_number_id, number, name, message)
+        wamid, webhook = message_webhook(
+            self.config.phone_number_id, number, name, message, username=username
+        )
         item = Item(wamid, "in", message)
         self.conversation(number).append(item)
         status = await self.post_webhook(webhook)
@@ -256,9 +292,9 @@ class Simulator:
         return web.json_response({"id": media_id, "url": f"/media/{media_id}"})
 
     async def api_messages(self, request: web.Request) -> web.Response:
-        number = re.sub(r"\D", "", request.query.get("number", ""))
+        number = citizen(request.query.get("number", ""))
         items = [asdict(i) for i in self.conversation(number)] if number else []
-        typing = self.typing.get(number, 0) > time.time()
+        typing = self.typing_on(number)
         return web.json_response({"number": number, "typing": typing, "messages": items})
 
     async def api_numbers(self, request: web.Request) -> web.Response:

@@ -36,6 +36,11 @@ TITLES = {
     INVALID_PARAMETER: "Invalid parameter",
 }
 PHONE_RE = re.compile(r"^\+?\d{6,15}$")
+BSUID_RE = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
+
+
+def _is_bsuid(value: Any) -> bool:
+    return isinstance(value, str) and BSUID_RE.match(value) is not None
 
 
 @dataclass(frozen=True)
@@ -101,11 +106,15 @@ def validate_message(body: Any) -> list[Violation]:
         if typing is not None and (not isinstance(typing, Mapping) or typing.get("type") != "text"):
             check.invalid("typing_indicator.type must be 'text'")
         return check.violations
-    to = body.get("to")
-    if not to:
-        check.missing("to (the recipient's phone number) is required")
-    elif not isinstance(to, str) or not PHONE_RE.match(to):
-        check.invalid(f"to must be a phone number with country code, not {to!r}")
+    to, recipient = body.get("to"), body.get("recipient")
+    if not to and not recipient:
+        # Meta: "(#100) The parameter to is required." (LIMITS.md §8.1)
+        check.missing("to (a phone number) or recipient (a business-scoped user id) is required")
+    elif to and (not isinstance(to, str) or not PHONE_RE.match(to)):
+        what = "a business-scoped user id goes in recipient" if _is_bsuid(to) else "not"
+        check.invalid(f"to must be a phone number with country code ({what}: {to!r})")
+    elif recipient and not to and not _is_bsuid(recipient):
+        check.invalid(f"recipient must be a business-scoped user id, not {recipient!r}")
     kind = body.get("type", "text")
     if kind not in MESSAGE_TYPES:
         check.invalid(f"type must be one of {sorted(MESSAGE_TYPES)}, not {kind!r}")

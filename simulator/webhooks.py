@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import time
 import uuid
 from typing import Any
@@ -42,29 +43,55 @@ def envelope(phone_number_id: str, value: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+BSUID_RE = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
+
+
+def is_bsuid(value: str) -> bool:
+    return BSUID_RE.match(value) is not None
+
+
 def message_webhook(
-    phone_number_id: str, wa_id: str, name: str, message: dict[str, Any], wamid: str | None = None
+    phone_number_id: str,
+    wa_id: str,
+    name: str,
+    message: dict[str, Any],
+    wamid: str | None = None,
+    username: str = "",
 ) -> tuple[str, dict[str, Any]]:
     """A user message webhook; ``message`` is ``{"type": ..., <type>: {...}}`` (+ context).
+
+    ``wa_id`` may be a business-scoped user id: the webhook is then the one Meta sends for a
+    citizen with a username whose phone is withheld (no ``from``, no ``wa_id``; LIMITS.md
+    §8.1, fixture ``inbound_text_bsuid_only.json``).
 
     Returns:
         The message's wamid and the webhook body.
     """
     wamid = wamid or new_wamid()
+    profile: dict[str, Any] = {"name": name}
+    if username:
+        profile["username"] = username
+    if is_bsuid(wa_id):
+        contact: dict[str, Any] = {"profile": profile, "user_id": wa_id}
+        sender = {"from_user_id": wa_id}
+    else:
+        contact, sender = {"profile": profile, "wa_id": wa_id}, {"from": wa_id}
     body = envelope(
         phone_number_id,
         {
-            "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
-            "messages": [
-                {"from": wa_id, "id": wamid, "timestamp": str(int(time.time())), **message}
-            ],
+            "contacts": [contact],
+            "messages": [{**sender, "id": wamid, "timestamp": str(int(time.time())), **message}],
         },
     )
     return wamid, body
 
 
 def status_webhook(phone_number_id: str, wamid: str, recipient: str, status: str) -> dict[str, Any]:
-    """A delivery status for a message the bot sent."""
+    """A delivery status for a message the bot sent (to a phone, or to a BSUID)."""
+    addressed = (
+        {"recipient_user_id": recipient} if is_bsuid(recipient) else {"recipient_id": recipient}
+    )
+    pricing = {"billable": True, "pricing_model": "PMP", "type": "regular", "category": "service"}
     return envelope(
         phone_number_id,
         {
@@ -73,8 +100,9 @@ def status_webhook(phone_number_id: str, wamid: str, recipient: str, status: str
                     "id": wamid,
                     "status": status,
                     "timestamp": str(int(time.time())),
-                    "recipient_id": recipient,
-                    "pricing": {"billable": True, "pricing_model": "PMP", "category": "service"},
+                    **addressed,
+                    # Meta prices "sent" and one of delivered/read (LIMITS.md §8.4).
+                    **({"pricing": pricing} if status in ("sent", "delivered") else {}),
                 }
             ]
         },

@@ -49,6 +49,9 @@ TEST_SECRETS = (
 )
 # Citizens' numbers used by the tests: Brazilian mobiles and Meta's fixture users.
 PHONE = re.compile(r"(?<!\d)(55\d{10,11}|1555000[2-9]\d{3})(?!\d)")
+# Their business-scoped user ids (unmasked: ten digits or more after the country) and the
+# fixtures' username.
+BSUID = re.compile(r"\b[A-Z]{2}\.(?:ENT\.)?\d{10,}|@joana\.lima")
 
 
 class _Keep(logging.Handler):
@@ -70,7 +73,11 @@ _STARTED = _time.time()
 def leaks(lines: list[str]) -> list[str]:
     found = []
     for line in lines:
-        if any(secret in line for secret in TEST_SECRETS) or PHONE.search(line):
+        if (
+            any(secret in line for secret in TEST_SECRETS)
+            or PHONE.search(line)
+            or BSUID.search(line)
+        ):
             found.append(line[:300])
     return found
 

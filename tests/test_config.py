@@ -25,7 +25,7 @@ CLOUD_ENV = {
 def test_cloud_settings_from_the_environment_with_defaults() -> None:
     settings = WhatsAppSettings.from_credentials({}, CLOUD_ENV)
     assert settings.provider == "cloud"
-    assert settings.api_version == "v21.0"
+    assert settings.api_version == "v26.0"
     assert settings.api_base_url == "https://graph.facebook.com"
     assert settings.access_token == "tok-secret"
     assert settings.send_rate_per_second == 80

@@ -96,6 +96,19 @@ EXPECTED_MESSAGES: dict[str, tuple[MessageType, str]] = {
         MessageType.UNSUPPORTED,
         '/unsupported_message{"message_type":"unsupported"}',
     ),
+    # 2026: BSUIDs, usernames, groups, contact requests.
+    "inbound_text_bsuid_only": (MessageType.TEXT, "Quero a segunda via do IPTU"),
+    "inbound_text_bsuid_and_phone": (MessageType.TEXT, "Oi"),
+    "inbound_interactive_button_reply_bsuid_only": (MessageType.INTERACTIVE, "feedback_sim"),
+    "inbound_group_text": (MessageType.TEXT, None),  # type: ignore[dict-item]
+    "inbound_contacts_contact_request": (
+        MessageType.CONTACTS,
+        '/unsupported_message{"message_type":"contacts"}',
+    ),
+    "inbound_system_user_changed_number_bsuid": (
+        MessageType.SYSTEM,
+        '/unsupported_message{"message_type":"system"}',
+    ),
 }
 
 
@@ -119,7 +132,8 @@ def test_inbound_fixture_becomes_the_expected_user_message(name: str) -> None:
     expected_type, expected_text = EXPECTED_MESSAGES[name]
     assert message.type is expected_type
     assert message.wamid == raw["messages"][0]["id"]
-    assert message.wa_id == raw["messages"][0]["from"]
+    # Without a phone (a username user) the BSUID stands in for it.
+    assert message.wa_id == raw["messages"][0].get("from", raw["messages"][0].get("from_user_id"))
     assert message.phone_number_id == "100000000000002"
     if expected_text is None:  # plain texts with extra context: the body as sent
         expected_text = raw["messages"][0]["text"]["body"]
@@ -210,7 +224,7 @@ def test_a_broken_item_is_skipped_and_the_rest_of_the_batch_kept() -> None:
     payload = batch("inbound_text", "inbound_location")
     payload["entry"][0]["changes"][0]["value"]["messages"].insert(0, {"type": "text"})
     result = parse_values(cloud_values(payload))
-    assert result.problems == ["messages[0] has no 'id' or 'from'"]
+    assert result.problems == ["messages[0] has no 'id' or no 'from'/'from_user_id'"]
     assert [e.wamid for e in result.events if isinstance(e, InboundMessage)] == [
         "wamid.FAKE0001"
     ] * 2

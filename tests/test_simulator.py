@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 
 from bot.addons.whatsapp.inbound.signature import signature_matches
-from simulator.server import SimulatorConfig, create_app
+from simulator.server import Item, Simulator, SimulatorConfig, create_app
 from simulator.validation import validate_message
 from tests.support.stack import free_port
 from tests.whatsapp_fixtures import fixture, fixture_names
@@ -222,3 +222,82 @@ async def test_mark_read_turns_the_users_ticks_blue_and_numbers_do_not_mix(sim: 
     assert first["messages"][0]["status"] == "read" and first["typing"] is True
     assert [m["body"]["text"]["body"] for m in second["messages"]] == ["olá"]
     assert second["messages"][0]["status"] == "delivered"
+
+
+JOANA = "BR.8730419265518204"
+
+
+async def test_a_designer_chats_as_a_citizen_with_a_username_and_no_phone(sim: Running) -> None:
+    answer = await sim.http.post(
+        f"{sim.url}/api/send",
+        json={
+            "from": JOANA,
+            "name": "Joana",
+            "username": "@joana.lima",
+            "kind": "text",
+            "text": "oi",
+        },
+    )
+    assert answer.status == 200
+    sent = sim.channel.bodies()[0]
+    expected = fixture("inbound_text_bsuid_only")
+    assert shape(sent) == shape(expected)
+    value = sent["entry"][0]["changes"][0]["value"]
+    assert value["messages"][0]["from_user_id"] == JOANA and "from" not in value["messages"][0]
+    reply = fixture("outbound_text_to_bsuid")
+    ok = await post_message(sim, reply)
+    assert ok.status == 200
+    assert (await ok.json())["contacts"] == [{"input": JOANA, "user_id": JOANA}]
+    conversation = await (
+        await sim.http.get(f"{sim.url}/api/messages", params={"number": JOANA})
+    ).json()
+    assert [m["direction"] for m in conversation["messages"]] == ["in", "out"]
+    for _ in range(100):
+        if len(sim.channel.received) == 4:
+            break
+        await asyncio.sleep(0.02)
+    status = sim.channel.bodies()[1]["entry"][0]["changes"][0]["value"]["statuses"][0]
+    assert status["recipient_user_id"] == JOANA and "recipient_id" not in status
+
+
+async def test_the_fake_api_refuses_no_recipient_and_a_bsuid_in_to(sim: Running) -> None:
+    text = {k: v for k, v in fixture("outbound_text").items() if k != "to"}
+    for body in (text, text | {"to": JOANA}):
+        refused = await post_message(sim, body)
+        assert refused.status == 400
+
+
+async def test_typing_stops_when_the_reply_is_already_there(sim: Running) -> None:
+    await sim.http.post(
+        f"{sim.url}/api/send", json={"from": "5561999990001", "kind": "text", "text": "oi"}
+    )
+    (mine,) = (
+        await (
+            await sim.http.get(f"{sim.url}/api/messages", params={"number": "5561999990001"})
+        ).json()
+    )["messages"]
+    # The reply overtakes the read receipt (both leave the channel at once).
+    assert (await post_message(sim, fixture("outbound_text") | {"to": "+5561999990001"})).ok
+    read = {
+        "messaging_product": "whatsapp",
+        "status": "read",
+        "message_id": mine["id"],
+        "typing_indicator": {"type": "text"},
+    }
+    assert (await post_message(sim, read)).status == 200
+    after = await (
+        await sim.http.get(f"{sim.url}/api/messages", params={"number": "5561999990001"})
+    ).json()
+    assert after["typing"] is False
+
+
+def test_typing_lasts_25_seconds_at_most() -> None:
+    sim = Simulator(SimulatorConfig("http://127.0.0.1:9", app_secret="s", access_token="t"))
+    now = [1000.0]
+    sim.clock = lambda: now[0]
+    item = Item("wamid.IN", "in", {})
+    sim._typing_after_read("5561999990001", [item], item)
+    now[0] += 24.9
+    assert sim.typing_on("5561999990001")
+    now[0] += 0.2
+    assert not sim.typing_on("5561999990001")

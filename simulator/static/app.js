@@ -41,8 +41,16 @@ function time(item) {
   return new Date(item.time * 1000).toLocaleTimeString("pt-BR", { hour: "2-digit", minute: "2-digit" });
 }
 
+// A BSUID (BR.…) stands for a citizen with a username whose phone WhatsApp withholds.
+const BSUID = /^[A-Z]{2}\.(ENT\.)?[A-Za-z0-9]{1,128}$/;
+function citizen() {
+  const value = numberInput.value.trim();
+  return BSUID.test(value) ? value : value.replace(/\D/g, "");
+}
+
 async function send(action) {
-  const body = { from: numberInput.value, name: nameInput.value, ...action };
+  const body = { from: citizen(), name: nameInput.value, ...action };
+  if (BSUID.test(body.from)) body.username = "@" + (nameInput.value || "cidadao").toLowerCase().replace(/[^a-z0-9._]/g, "");
   await fetch("/api/send", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   refresh();
 }
@@ -147,7 +155,7 @@ function renderBot(item) {
 }
 
 async function refresh() {
-  const number = numberInput.value.replace(/\D/g, "");
+  const number = citizen();
   const response = await fetch(`/api/messages?number=${encodeURIComponent(number)}`);
   const data = await response.json();
   const key = JSON.stringify(data);

@@ -44,10 +44,19 @@ class WhatsAppStack:
         with urllib.request.urlopen(request, timeout=10) as response:
             return int(response.status)
 
+    def metrics(self) -> str:
+        url = f"{self.rasa.url}/webhooks/whatsapp/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return str(response.read().decode("utf-8"))
+
     def wait_for_sent(self, to: str, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            sent = [b for b in self.graph.sent if b.get("to") in (to, "+" + to)]
+            sent = [
+                b
+                for b in self.graph.sent
+                if b.get("to") in (to, "+" + to) or (b.get("recipient") == to and "to" not in b)
+            ]
             if len(sent) >= count:
                 return sent
             time.sleep(0.2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -20,6 +21,33 @@ SUCCESS_TEMPLATE = {
     "contacts": [{"input": "", "wa_id": ""}],
     "messages": [{"id": ""}],
 }
+
+
+BSUID = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
+
+
+def graph_error(message: str, code: int = 100) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": message,
+            "type": "OAuthException",
+            "code": code,
+            "fbtrace_id": "FAKE",
+        }
+    }
+
+
+def addressing_error(body: dict[str, Any]) -> dict[str, Any] | None:
+    """What Meta answers to a message body that names no recipient, or a BSUID as ``to``
+    (LIMITS.md §8.1): ``to`` takes a phone number, ``recipient`` a BSUID."""
+    to, recipient = body.get("to"), body.get("recipient")
+    if not to and not recipient:
+        return graph_error("(#100) The parameter to is required.")
+    if to and BSUID.match(str(to)):
+        return graph_error("(#100) Invalid parameter: a business-scoped user ID goes in recipient")
+    if recipient and not to and not BSUID.match(str(recipient)):
+        return graph_error("(#100) Invalid parameter: recipient is not a business-scoped user ID")
+    return None
 
 
 @dataclass
@@ -44,7 +72,11 @@ class FakeGraph:
     @property
     def sent(self) -> list[dict[str, Any]]:
         """Message bodies (not read receipts) the fake accepted, in arrival order."""
-        return [r["body"] for r in self.requests if r["accepted"] and "to" in (r["body"] or {})]
+        return [
+            r["body"]
+            for r in self.requests
+            if r["accepted"] and ("to" in (r["body"] or {}) or "recipient" in (r["body"] or {}))
+        ]
 
     def fail(
         self, status: int, body: Any, times: int = 1, headers: dict[str, str] | None = None
@@ -80,14 +112,21 @@ class FakeGraph:
         if self.script:
             step = self.script.popleft()
             return web.json_response(step.body, status=step.status, headers=step.headers)
+        if body.get("status") != "read":
+            refused = addressing_error(body)
+            if refused is not None:
+                return web.json_response(refused, status=400)
         record["accepted"] = True
         if body.get("status") == "read":
             return web.json_response({"success": True})
         answer = json.loads(json.dumps(SUCCESS_TEMPLATE))
-        answer["contacts"][0] = {
-            "input": body.get("to", ""),
-            "wa_id": str(body.get("to", "")).lstrip("+"),
-        }
+        if "to" in body:  # "to" wins when both are given (M-bsuid changelog 2026-02-18)
+            answer["contacts"][0] = {
+                "input": body["to"],
+                "wa_id": str(body["to"]).lstrip("+"),
+            }
+        else:  # a BSUID send: Meta answers with no wa_id
+            answer["contacts"][0] = {"input": body["recipient"], "user_id": body["recipient"]}
         answer["messages"][0]["id"] = f"wamid.OUT{next(self._ids):04d}"
         return web.json_response(answer)
 

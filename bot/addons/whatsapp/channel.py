@@ -39,6 +39,7 @@ from bot.addons.whatsapp.delivery.sender_queue import Dispatcher, DispatchSink, 
 from bot.addons.whatsapp.delivery.turn import CHANNEL_NAME, TurnRunner
 from bot.addons.whatsapp.delivery.turn_thread import TurnThread
 from bot.addons.whatsapp.errors import ConfigurationError
+from bot.addons.whatsapp.inbound.routing import create_state
 from bot.addons.whatsapp.inbound.webhook import Intake, Reply
 from bot.addons.whatsapp.logs import install_log_masking
 from bot.addons.whatsapp.metrics import Metrics
@@ -90,7 +91,8 @@ class WhatsAppInput(InputChannel):
         self.settings = settings
         self.metrics = Metrics()
         self.provider = provider or create_provider(settings)
-        self.sender = Sender.from_settings(self.provider, settings, self.metrics)
+        self.state = create_state(settings.redis_url)  # identities, thread owners
+        self.sender = Sender.from_settings(self.provider, settings, self.metrics, self.state)
         self.dedup = dedup or create_dedup_store(
             settings.redis_url,
             settings.dedup_ttl_seconds,
@@ -102,7 +104,7 @@ class WhatsAppInput(InputChannel):
             list_button_label=settings.list_button_label, preview_urls=settings.preview_urls
         )
         self.sink = DispatchSink()
-        self.intake = Intake(settings, self.metrics, self.dedup, self.sink)
+        self.intake = Intake(settings, self.metrics, self.dedup, self.sink, self.state)
         self.turns = TurnThread()
         self.journal = Journal(self.dedup)
         self.lease = Lease(self.dedup, settings.lease_seconds, self.metrics, self._adopt)
@@ -170,6 +172,7 @@ class WhatsAppInput(InputChannel):
         await self.sender.close()
         await self.dedup.close()
         await self.payloads.close()
+        await self.state.close()
         self._started = False
 
     def _adopt(self, orphan: Orphan) -> bool:

@@ -160,7 +160,7 @@ class WhatsAppSettings:
     verify_token: str = setting("WPP_VERIFY_TOKEN", "", required_by="cloud", secret=True)
     phone_number_id: str = setting("WPP_PHONE_NUMBER_IDENTIFIER", "", required_by="cloud")
     app_secret: str = setting("WPP_APP_SECRET", "", required_by="cloud", secret=True)
-    api_version: str = setting("WPP_API_VERSION", "v21.0")
+    api_version: str = setting("WPP_API_VERSION", "v26.0")
     api_base_url: str = setting("WPP_API_BASE_URL", "https://graph.facebook.com", URL)
     serpro_client_id: str = setting("SERPRO_CLIENT_ID", "", required_by="serpro")
     serpro_client_secret: str = setting(
@@ -198,6 +198,9 @@ class WhatsAppSettings:
     reengagement_language: str = setting("WPP_REENGAGEMENT_LANGUAGE", "pt_BR")
     drain_timeout: float = setting("WPP_DRAIN_TIMEOUT", 25.0, REAL, at_least=0)
     silence_fallback: str = setting("WPP_SILENCE_FALLBACK", SILENCE_FALLBACK)
+    # A thread another app took over (messaging_handovers) is the bot's again after this
+    # long without traffic on it (README, "Usernames and business-scoped user IDs").
+    handover_idle_seconds: float = setting("WPP_HANDOVER_IDLE_SECONDS", 3600.0, REAL, at_least=1)
     intents: InboundIntents = field(default_factory=InboundIntents)
 
     @property

@@ -6,6 +6,7 @@ error-codes page (M-errors), as tabulated in the project's ``LIMITS.md`` §7.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final, Mapping
 
 
@@ -44,6 +45,51 @@ REENGAGEMENT_CODE: Final = 131047
 PAIR_RATE_CODE: Final = 131056
 """Too many messages to the same recipient: the sender waits 4^attempt s, as Meta advises,
 instead of its usual exponential backoff (``Retry-After`` still wins when given)."""
+
+BSUID_UNSUPPORTED_CODE: Final = 131062
+"""This message cannot go to a business-scoped user id (authentication templates,
+``bid_spec``): only a resend with ``to`` = a phone can deliver it."""
+
+MARKETING_LIMIT_CODE: Final = 131049
+MARKETING_OPT_OUT_CODE: Final = 131050
+MARKETING_DISABLED_CODE: Final = 131063
+CLASSIFICATION_LIMIT_CODE: Final = 131064
+IDENTITY_MISMATCH_CODE: Final = 137000
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the channel does about an error code (LIMITS.md §8.2)."""
+
+    meaning: str
+    retry: bool
+    retry_after: float | None = None  # seconds before a retry can succeed, when known
+    configuration: bool = False  # an operator must change a setting
+
+
+DECISIONS: Final[Mapping[int, Decision]] = {
+    MARKETING_LIMIT_CODE: Decision(
+        "per-user marketing limit (arrives as a failed status)", False, retry_after=86400.0
+    ),
+    MARKETING_OPT_OUT_CODE: Decision(
+        "the user stopped marketing messages (failed status); not until a resume", False
+    ),
+    BSUID_UNSUPPORTED_CODE: Decision(
+        "this message cannot be sent to a BSUID; resent to the phone when one is known", False
+    ),
+    MARKETING_DISABLED_CODE: Decision(
+        "marketing templates are disabled on the Cloud API for this account",
+        False,
+        configuration=True,
+    ),
+    CLASSIFICATION_LIMIT_CODE: Decision(
+        "messaging limit after template classification violations; lifted by Meta", False
+    ),
+    IDENTITY_MISMATCH_CODE: Decision(
+        "the recipient's identity key changed (identity change check)", False
+    ),
+}
+"""The 2026 codes whose handling is more than "retryable or not"."""
 
 
 class WhatsAppApiError(WhatsAppError):
@@ -89,6 +135,15 @@ class WhatsAppApiError(WhatsAppError):
         if self.http_status == 0 or self.http_status == 429 or self.http_status >= 500:
             return True
         return self.code in RETRYABLE_CODES
+
+    @property
+    def decision(self) -> Decision | None:
+        return DECISIONS.get(self.code)
+
+    @property
+    def bsuid_unsupported(self) -> bool:
+        """This message cannot be addressed to a BSUID (131062)."""
+        return self.code == BSUID_UNSUPPORTED_CODE
 
     @property
     def reengagement(self) -> bool:

@@ -35,38 +35,96 @@ def mask_phone(number: str | None) -> str:
     return f"{prefix}{kept_head}{'*' * (len(digits) - 4)}{kept_tail}"
 
 
+_BSUID = re.compile(r"^([A-Z]{2}\.(?:ENT\.)?)([A-Za-z0-9]+)$")
+_BSUID_IN_TEXT = re.compile(r"(?<![A-Za-z0-9.])[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]*\d[A-Za-z0-9]*")
+
+
+def mask_user_id(user_id: str) -> str:
+    """Mask a business-scoped user id (BSUID): ``"BR.1502576394655843"`` becomes
+    ``"BR.**************43"`` (the country and the last 2 characters kept)."""
+    match = _BSUID.match(user_id)
+    if match is None:
+        return "*" * len(user_id)
+    head, rest = match.groups()
+    return head + "*" * max(0, len(rest) - 2) + rest[-2:]
+
+
+def mask_username(username: str) -> str:
+    """Mask a WhatsApp username, keeping its ``@`` and first character."""
+    name = username.lstrip("@")
+    prefix = "@" if username.startswith("@") else ""
+    return prefix + name[:1] + "*" * max(0, len(name) - 1)
+
+
+def mask_id(identifier: str | None) -> str:
+    """Mask whatever identifies a citizen: a phone, a BSUID or a username."""
+    if not identifier:
+        return "<none>"
+    if _BSUID.match(identifier):
+        return mask_user_id(identifier)
+    if identifier.startswith("@"):
+        return mask_username(identifier)
+    return mask_phone(identifier)
+
+
+_USERNAME_IN_TEXT = re.compile(r"@[A-Za-z0-9._]+[A-Za-z0-9_]")
 _DIGIT_RUN = re.compile(r"(?<!\d)\+?\d{8,15}(?!\d)")
 
 
 class MaskKnownNumbers(logging.Filter):
-    """Masks the phone numbers of the channel's users in every log line, whoever logs it.
+    """Masks the phone numbers, BSUIDs and usernames of the channel's users in every log
+    line, whoever logs it.
 
     Rasa itself logs sender ids (e.g. "Circuit breaker tripped … for sender '5561…'"). The
-    channel remembers the ``wa_id`` of each user it hands to Rasa (a bounded set) and this
-    filter, installed on the root logger's handlers, masks those numbers in any record.
-    Other long digit runs (message and media ids) are left alone.
+    channel remembers the identifiers of each user it hands to Rasa (a bounded set) and
+    this filter, installed on the root logger's handlers, masks those numbers and
+    usernames in any record. Other long digit runs (message and media ids) are left
+    alone. Anything shaped like a BSUID is masked whether remembered or not.
     """
 
     def __init__(self, max_numbers: int = 100_000) -> None:
         super().__init__()
         self._numbers: OrderedDict[str, None] = OrderedDict()
+        self._usernames: OrderedDict[str, None] = OrderedDict()
         self._max = max_numbers
 
     def remember(self, number: str) -> None:
+        if not number:
+            return
+        if number.startswith("@"):
+            self._usernames[number] = None
+            self._usernames.move_to_end(number)
+            while len(self._usernames) > self._max:
+                self._usernames.popitem(last=False)
+            return
+        if _BSUID.match(number):
+            return  # masked by shape
         digits = number.lstrip("+")
         self._numbers[digits] = None
         self._numbers.move_to_end(digits)
         while len(self._numbers) > self._max:
             self._numbers.popitem(last=False)
 
+    def _mask_username(self, match: re.Match[str]) -> str:
+        text = match.group(0)
+        return mask_username(text) if text in self._usernames else text
+
     def _mask(self, match: re.Match[str]) -> str:
         text = match.group(0)
         return mask_phone(text) if text.lstrip("+") in self._numbers else text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._numbers:
-            mask_record(record, lambda text: _DIGIT_RUN.sub(self._mask, text))
+        mask_record(record, self._mask_text)
         return True
+
+    def _mask_text(self, text: str) -> str:
+        # BSUIDs are masked by their shape; numbers and usernames when they are known.
+        masked = _BSUID_IN_TEXT.sub(lambda m: mask_user_id(m.group(0)), text)
+        if self._numbers:
+            masked = _DIGIT_RUN.sub(self._mask, masked)
+        if self._usernames and "@" in masked:
+            masked = _USERNAME_IN_TEXT.sub(self._mask_username, masked)
+        return masked
 
 
 def mask_record(record: logging.LogRecord, mask: Callable[[str], str]) -> None:

@@ -6,9 +6,18 @@ phone numbers or secrets, only kinds, states and error codes.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+_LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.:-]")
+
+
+def label(value: object) -> str:
+    """A label value from a webhook, reduced to safe characters (never breaks the format)."""
+    return _LABEL_UNSAFE.sub("_", str(value))[:64]
+
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -38,6 +47,12 @@ class Metrics:
     messages_relayed: int = 0
     relay_failures: Counter[str] = field(default_factory=Counter)
     relay_set_aside: Counter[str] = field(default_factory=Counter)
+    webhook_fields: Counter[str] = field(default_factory=Counter)
+    not_answered: Counter[str] = field(default_factory=Counter)
+    handovers: Counter[str] = field(default_factory=Counter)
+    preferences: Counter[tuple[str, str]] = field(default_factory=Counter)
+    operator_alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    pricing: Counter[tuple[str, str, bool]] = field(default_factory=Counter)
     queue_depth: Callable[[], int] = lambda: 0
     dedup_entries: Callable[[], int] = lambda: 0
     ingress: bool = False
@@ -63,10 +78,10 @@ class Metrics:
             family(name, kind, help_text)
             lines.append(f"{name} {value}")
 
-        def by_label(name: str, help_text: str, label: str, counts: Counter[str]) -> None:
+        def by_label(name: str, help_text: str, label_name: str, counts: Counter[str]) -> None:
             family(name, "counter", help_text)
             for key, count in sorted(counts.items()):
-                lines.append(f'{name}{{{label}="{key}"}} {count}')
+                lines.append(f'{name}{{{label_name}="{label(key)}"}} {count}')
 
         by_label(
             "whatsapp_events_received_total",
@@ -95,6 +110,55 @@ class Metrics:
             "reason",
             self.rejected_requests,
         )
+        by_label(
+            "whatsapp_webhook_fields_total",
+            "Webhook changes of fields other than messages, by field.",
+            "field",
+            self.webhook_fields,
+        )
+        by_label(
+            "whatsapp_messages_not_answered_total",
+            "User messages deliberately not answered, by reason.",
+            "reason",
+            self.not_answered,
+        )
+        by_label(
+            "whatsapp_handovers_total",
+            "Conversation routing handovers, by type.",
+            "type",
+            self.handovers,
+        )
+        family(
+            "whatsapp_user_preferences_total",
+            "counter",
+            "user_preferences updates, by category and value.",
+        )
+        for (category, choice), count in sorted(self.preferences.items()):
+            lines.append(
+                f'whatsapp_user_preferences_total{{category="{label(category)}",'
+                f'value="{label(choice)}"}} {count}'
+            )
+        family(
+            "whatsapp_operator_alerts_total",
+            "counter",
+            "Template status and account updates, by field and event.",
+        )
+        for (alert_field, event), count in sorted(self.operator_alerts.items()):
+            lines.append(
+                f'whatsapp_operator_alerts_total{{field="{label(alert_field)}",'
+                f'event="{label(event)}"}} {count}'
+            )
+        family(
+            "whatsapp_priced_messages_total",
+            "counter",
+            "Delivered or read messages by Meta's pricing category, type and billable flag.",
+        )
+        for (category, kind, billable), count in sorted(self.pricing.items()):
+            labels = (
+                f'category="{label(category)}",type="{label(kind)}",'
+                f'billable="{str(billable).lower()}"'
+            )
+            lines.append(f"whatsapp_priced_messages_total{{{labels}}} {count}")
         single(
             "whatsapp_queue_depth",
             "gauge",

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Union
 
+from bot.addons.whatsapp.inbound.identity import is_bsuid
+
 logger = logging.getLogger(__name__)
 
 
@@ -83,12 +85,21 @@ class InboundMessage:
 
     Attributes:
         wamid: the message id, used for deduplication, mark-read and replies.
-        wa_id: the sender's WhatsApp id as received (what replies are sent to).
+        wa_id: the conversation key, Rasa's ``sender_id``: as parsed, the phone (``from``)
+            or, without one, the BSUID; the intake replaces it with the key the identity
+            map gives (:mod:`bot.addons.whatsapp.inbound.identity`). Replies are addressed
+            through that map, never to this string directly.
         type: the message type.
         timestamp: Unix time as a string, as Meta sends it.
         phone_number_id: the business number that received it.
         profile_name: the sender's profile name, when Meta gives it.
         data: the message object itself, for type-specific fields.
+        phone: the sender's phone (``from``), "" when WhatsApp withheld it (a username
+            user).
+        user_id: the sender's business-scoped user id (``from_user_id``), "" before 2026.
+        parent_user_id: the parent BSUID, when the business enabled them.
+        username: the sender's WhatsApp username, for display only.
+        group_id: set when the message was written in a group chat.
     """
 
     wamid: str
@@ -98,6 +109,20 @@ class InboundMessage:
     phone_number_id: str = ""
     profile_name: str | None = None
     data: Mapping[str, Any] = field(default_factory=dict, repr=False, hash=False, compare=False)
+    phone: str = ""
+    user_id: str = ""
+    parent_user_id: str = ""
+    username: str = ""
+    group_id: str = ""
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """A status's ``pricing`` object: how Meta bills the message (LIMITS.md §8.4)."""
+
+    category: str
+    type: str
+    billable: bool
 
 
 def message_fields(message: InboundMessage) -> dict[str, Any]:
@@ -110,6 +135,11 @@ def message_fields(message: InboundMessage) -> dict[str, Any]:
         "phone_number_id": message.phone_number_id,
         "profile_name": message.profile_name,
         "data": dict(message.data),
+        "phone": message.phone,
+        "user_id": message.user_id,
+        "parent_user_id": message.parent_user_id,
+        "username": message.username,
+        "group_id": message.group_id,
     }
 
 
@@ -123,6 +153,12 @@ def message_from_fields(data: Mapping[str, Any]) -> InboundMessage:
         phone_number_id=data.get("phone_number_id", ""),
         profile_name=data.get("profile_name"),
         data=data.get("data") or {},
+        # Records written before 2026 have no "phone": their wa_id was the phone.
+        phone=data.get("phone", "" if is_bsuid(data["wa_id"]) else data["wa_id"]),
+        user_id=data.get("user_id", ""),
+        parent_user_id=data.get("parent_user_id", ""),
+        username=data.get("username", ""),
+        group_id=data.get("group_id", ""),
     )
 
 
@@ -158,7 +194,11 @@ def message_from_record(record: str | bytes) -> InboundMessage:
 
 @dataclass(frozen=True)
 class StatusUpdate:
-    """A delivery status for a message the bot sent."""
+    """A delivery status for a message the bot sent.
+
+    ``recipient_id`` (a phone) is absent when the message went to a BSUID whose phone is
+    unknown; ``recipient_user_id`` then says who it was.
+    """
 
     wamid: str
     status: StatusState
@@ -166,6 +206,8 @@ class StatusUpdate:
     timestamp: str = ""
     errors: tuple[ErrorDetail, ...] = ()
     phone_number_id: str = ""
+    recipient_user_id: str = ""
+    pricing: Pricing | None = None
 
 
 @dataclass(frozen=True)
@@ -176,4 +218,78 @@ class WebhookError:
     phone_number_id: str = ""
 
 
-WebhookEvent = Union[InboundMessage, StatusUpdate, WebhookError]
+@dataclass(frozen=True)
+class Citizen:
+    """The identifiers a non-message event gives for a citizen (any may be empty)."""
+
+    phone: str = ""
+    user_id: str = ""
+    parent_user_id: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.phone or self.user_id or self.parent_user_id)
+
+
+@dataclass(frozen=True)
+class FieldEvent:
+    """A change of a webhook field the bot does not answer (``calls``, ``history``, ...)."""
+
+    field: str
+
+
+@dataclass(frozen=True)
+class Standby:
+    """A copy of traffic on a thread another app owns (``standby``): never answered."""
+
+    citizens: tuple[Citizen, ...] = ()
+    messages: int = 0
+
+
+@dataclass(frozen=True)
+class Handover:
+    """``messaging_handovers``: ``control_passed`` (this app owns the thread now) or
+    ``control_taken`` (another app took it)."""
+
+    kind: str
+    citizen: Citizen
+    app_id: str = ""
+
+
+@dataclass(frozen=True)
+class PreferenceUpdate:
+    """``user_preferences``: a citizen stopped or resumed a category (marketing)."""
+
+    citizen: Citizen
+    category: str
+    value: str
+
+
+@dataclass(frozen=True)
+class IdentityUpdate:
+    """``user_id_update``: a citizen's BSUID was regenerated (a number change)."""
+
+    previous: str
+    current: Citizen
+
+
+@dataclass(frozen=True)
+class OperatorAlert:
+    """``message_template_status_update`` or ``account_update``: for the operators."""
+
+    field: str
+    event: str
+    template: str = ""
+    detail: str = ""
+
+
+WebhookEvent = Union[
+    InboundMessage,
+    StatusUpdate,
+    WebhookError,
+    FieldEvent,
+    Standby,
+    Handover,
+    PreferenceUpdate,
+    IdentityUpdate,
+    OperatorAlert,
+]

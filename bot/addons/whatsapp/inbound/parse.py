@@ -10,15 +10,18 @@ problem and skipped; the rest of the batch still counts.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.addons.whatsapp.errors import WhatsAppError
+from bot.addons.whatsapp.inbound import fields
 from bot.addons.whatsapp.inbound.events import (
     ErrorDetail,
+    FieldEvent,
     InboundMessage,
     MessageType,
+    Pricing,
     StatusState,
     StatusUpdate,
     WebhookError,
@@ -26,6 +29,7 @@ from bot.addons.whatsapp.inbound.events import (
 )
 
 CLOUD_OBJECT = "whatsapp_business_account"
+MESSAGES_FIELD = "messages"
 
 
 class PayloadError(WhatsAppError):
@@ -40,8 +44,8 @@ class ParseResult:
     problems: list[str] = field(default_factory=list)
 
 
-def cloud_values(payload: Any) -> Iterator[Mapping[str, Any]]:
-    """Every ``entry[].changes[].value`` of a Cloud API webhook.
+def cloud_changes(payload: Any) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """Every ``(field, value)`` of ``entry[].changes[]`` of a Cloud API webhook.
 
     Raises:
         PayloadError: when the body is not a ``whatsapp_business_account`` object.
@@ -56,7 +60,18 @@ def cloud_values(payload: Any) -> Iterator[Mapping[str, Any]]:
         for change in changes if isinstance(changes, list) else []:
             value = change.get("value") if isinstance(change, Mapping) else None
             if isinstance(value, Mapping):
-                yield value
+                # Before 2026 a change without "field" was always "messages".
+                yield str(change.get("field") or MESSAGES_FIELD), value
+
+
+def cloud_values(payload: Any) -> Iterator[Mapping[str, Any]]:
+    """Every ``entry[].changes[].value`` of a Cloud API webhook, whatever its field.
+
+    Raises:
+        PayloadError: when the body is not a ``whatsapp_business_account`` object.
+    """
+    for _field, value in cloud_changes(payload):
+        yield value
 
 
 def serpro_values(payload: Any) -> Iterator[Mapping[str, Any]]:
@@ -86,11 +101,30 @@ def serpro_values(payload: Any) -> Iterator[Mapping[str, Any]]:
 
 
 def parse_values(values: Iterator[Mapping[str, Any]]) -> ParseResult:
-    """Turn ``value`` objects into events; unreadable items become problems."""
+    """Turn ``value`` objects of the ``messages`` field into events (Serpro posts only
+    those); unreadable items become problems."""
     result = ParseResult()
     for value in values:
         _parse_value(value, result)
     return result
+
+
+def parse_changes(changes: Iterator[tuple[str, Mapping[str, Any]]]) -> ParseResult:
+    """Turn ``(field, value)`` changes into events. Only ``messages`` yields messages to
+    answer; the other fields the bot acts on become their own events, and every other
+    field a :class:`FieldEvent` (LIMITS.md §8.5)."""
+    result = ParseResult()
+    for name, value in changes:
+        parser = _FIELD_PARSERS.get(name)
+        if parser is None:
+            result.events.append(FieldEvent(name))
+        else:
+            parser(value, result)
+    return result
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _phone_number_id(value: Mapping[str, Any]) -> str:
@@ -101,41 +135,82 @@ def _phone_number_id(value: Mapping[str, Any]) -> str:
     return str(value.get("phone_number_id", ""))
 
 
-def _profile_names(value: Mapping[str, Any]) -> dict[str, str]:
-    names: dict[str, str] = {}
+@dataclass(frozen=True)
+class _Profile:
+    name: str | None = None
+    username: str = ""
+    parent_user_id: str = ""
+
+
+def _profiles(value: Mapping[str, Any]) -> dict[str, _Profile]:
+    """``contacts[]`` by each identifier it carries (``wa_id``, ``user_id``)."""
+    profiles: dict[str, _Profile] = {}
     contacts = value.get("contacts")
     for contact in contacts if isinstance(contacts, list) else []:
         if not isinstance(contact, Mapping):
             continue
         profile = contact.get("profile")
-        name = profile.get("name") if isinstance(profile, Mapping) else None
-        if contact.get("wa_id") and isinstance(name, str):
-            names[str(contact["wa_id"])] = name
-    return names
+        profile = profile if isinstance(profile, Mapping) else {}
+        name = profile.get("name")
+        entry = _Profile(
+            name if isinstance(name, str) else None,
+            _text(profile.get("username")),
+            _text(contact.get("parent_user_id")),
+        )
+        for key in ("wa_id", "user_id"):
+            if _text(contact.get(key)):
+                profiles[contact[key]] = entry
+    return profiles
+
+
+def _status_parent(status: Mapping[str, Any]) -> str:
+    # Renamed twice in 2026 (LIMITS.md §8.1): accept all three spellings.
+    for key in ("recipient_parent_user_id", "parent_recipient_user_id", "parent_user_id"):
+        if _text(status.get(key)):
+            return str(status[key])
+    return ""
+
+
+def _pricing(status: Mapping[str, Any]) -> Pricing | None:
+    pricing = status.get("pricing")
+    if not isinstance(pricing, Mapping):
+        return None
+    return Pricing(
+        category=_text(pricing.get("category")) or "unknown",
+        type=_text(pricing.get("type")) or "unknown",
+        billable=pricing.get("billable") is not False,
+    )
 
 
 def _parse_value(value: Mapping[str, Any], result: ParseResult) -> None:
     phone_number_id = _phone_number_id(value)
-    names = _profile_names(value)
+    profiles = _profiles(value)
 
     messages = value.get("messages")
     for index, message in enumerate(messages if isinstance(messages, list) else []):
         if not isinstance(message, Mapping):
             result.problems.append(f"messages[{index}] is not an object")
             continue
-        wamid, sender = message.get("id"), message.get("from")
-        if not isinstance(wamid, str) or not wamid or not isinstance(sender, str) or not sender:
-            result.problems.append(f"messages[{index}] has no 'id' or 'from'")
+        wamid = message.get("id")
+        phone, user_id = _text(message.get("from")), _text(message.get("from_user_id"))
+        if not isinstance(wamid, str) or not wamid or not (phone or user_id):
+            result.problems.append(f"messages[{index}] has no 'id' or no 'from'/'from_user_id'")
             continue
+        profile = profiles.get(user_id) or profiles.get(phone) or _Profile()
         result.events.append(
             InboundMessage(
                 wamid=wamid,
-                wa_id=sender,
+                wa_id=phone or user_id,
                 type=MessageType(str(message.get("type", "unknown"))),
                 timestamp=str(message.get("timestamp", "")),
                 phone_number_id=phone_number_id,
-                profile_name=names.get(sender),
+                profile_name=profile.name,
                 data=message,
+                phone=phone,
+                user_id=user_id,
+                parent_user_id=_text(message.get("from_parent_user_id")) or profile.parent_user_id,
+                username=profile.username,
+                group_id=_text(message.get("group_id")),
             )
         )
 
@@ -157,6 +232,8 @@ def _parse_value(value: Mapping[str, Any], result: ParseResult) -> None:
                     if isinstance(e, Mapping)
                 ),
                 phone_number_id=phone_number_id,
+                recipient_user_id=_text(status.get("recipient_user_id")),
+                pricing=_pricing(status),
             )
         )
 
@@ -164,3 +241,14 @@ def _parse_value(value: Mapping[str, Any], result: ParseResult) -> None:
     for error in errors if isinstance(errors, list) else []:
         if isinstance(error, Mapping):
             result.events.append(WebhookError(ErrorDetail.from_dict(error), phone_number_id))
+
+
+_FIELD_PARSERS: dict[str, Callable[[Mapping[str, Any], ParseResult], None]] = {
+    MESSAGES_FIELD: _parse_value,
+    "standby": fields.parse_standby,
+    "messaging_handovers": fields.parse_handover,
+    "user_preferences": fields.parse_preferences,
+    "user_id_update": fields.parse_user_id_update,
+    "message_template_status_update": fields.parse_template_status,
+    "account_update": fields.parse_account_update,
+}

@@ -119,6 +119,13 @@ def whatsapp_metadata(message: InboundMessage) -> dict[str, Any]:
         "wa_id": message.wa_id,
         "phone_number_id": message.phone_number_id,
         "profile_name": message.profile_name,
+        # 2026: who the citizen is besides the conversation key; without a phone, an
+        # action that needs one must ask for it (e.g. a contact request).
+        "phone": message.phone or None,
+        "phone_known": bool(message.phone),
+        "user_id": message.user_id or None,
+        "parent_user_id": message.parent_user_id or None,
+        "username": message.username or None,
         "timestamp": message.timestamp,
         "type": str(data.get("type", message.type.value)),
         "context": dict(context) if context else None,

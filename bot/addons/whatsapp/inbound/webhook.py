@@ -25,18 +25,17 @@ from bot.addons.whatsapp.config import WhatsAppSettings
 from bot.addons.whatsapp.delivery.dedup import DedupStore
 from bot.addons.whatsapp.inbound.events import (
     InboundMessage,
-    StatusState,
-    StatusUpdate,
-    WebhookError,
     message_from_fields,
     message_record,
 )
 from bot.addons.whatsapp.inbound.parse import (
     PayloadError,
-    cloud_values,
+    cloud_changes,
+    parse_changes,
     parse_values,
     serpro_values,
 )
+from bot.addons.whatsapp.inbound.routing import ChannelState, create_state
 from bot.addons.whatsapp.inbound.signature import (
     RELAY_SIGNATURE_HEADER,
     SIGNATURE_HEADER,
@@ -45,7 +44,8 @@ from bot.addons.whatsapp.inbound.signature import (
     signature_matches,
     token_matches,
 )
-from bot.addons.whatsapp.logs import ThrottledLog, mask_phone
+from bot.addons.whatsapp.inbound.triage import Triage
+from bot.addons.whatsapp.logs import ThrottledLog
 from bot.addons.whatsapp.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ class Intake:
         metrics: Metrics,
         dedup: DedupStore,
         sink: Sink,
+        state: ChannelState | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -101,6 +102,8 @@ class Intake:
         # Anyone can send refused requests (401, 403, 413, 503 …) by the thousand: one
         # line per reason per interval, every one counted in the metrics.
         self.refusals = ThrottledLog(log=logger)
+        self.state = state or create_state(settings.redis_url)
+        self.triage = Triage(settings, metrics, self.state)
         metrics.queue_depth = lambda: sink.depth
         metrics.dedup_entries = lambda: len(dedup) if isinstance(dedup, Sized) else 0
 
@@ -148,17 +151,21 @@ class Intake:
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deeply
             return self.reject(400, "invalid_json", str(exc)[:200])
         try:
-            values = list(
-                cloud_values(payload)
+            parsed = (
+                parse_changes(iter(list(cloud_changes(payload))))
                 if self.settings.provider == "cloud"
-                else serpro_values(payload)
+                else parse_values(iter(list(serpro_values(payload))))
             )
         except PayloadError as exc:
             return self.reject(400, "invalid_payload", str(exc))
-        parsed = parse_values(iter(values))
         for problem in parsed.problems:
             logger.warning("Webhook item skipped: %s", problem)
-        messages = self._record(parsed.events)
+        messages = self.triage.record(parsed.events)
+        try:
+            await self.triage.apply(parsed.events)
+            messages = await self.triage.addressed(messages)
+        except Exception as exc:  # Redis unreachable: the provider redelivers later
+            return self.reject(503, "state_unavailable", repr(exc))
         refused = await self._accept(messages)
         if refused is not None:
             return refused
@@ -178,42 +185,6 @@ class Intake:
         if not token_matches(self.settings.serpro_webhook_token, token):
             return self.reject(403, "token_invalid")
         return None
-
-    def _record(self, events: list[Any]) -> list[InboundMessage]:
-        """Count every event, log statuses and errors; return the messages."""
-        messages = []
-        for event in events:
-            if isinstance(event, InboundMessage):
-                self.metrics.events_received[f"message_{event.type.value}"] += 1
-                messages.append(event)
-            elif isinstance(event, StatusUpdate):
-                self.metrics.events_received["status"] += 1
-                self.metrics.statuses[event.status.value] += 1
-                if event.status is StatusState.FAILED:
-                    for error in event.errors or ():
-                        self.metrics.failure(error.code)
-                        logger.error(
-                            "Message %s to %s failed: %s %s (%s)",
-                            event.wamid,
-                            mask_phone(event.recipient_id),
-                            error.code,
-                            error.title,
-                            error.details or error.message,
-                        )
-                    if not event.errors:
-                        logger.error(
-                            "Message %s to %s failed", event.wamid, mask_phone(event.recipient_id)
-                        )
-            elif isinstance(event, WebhookError):
-                self.metrics.events_received["error"] += 1
-                self.metrics.failure(event.error.code)
-                logger.error(
-                    "WhatsApp reported error %s %s: %s",
-                    event.error.code,
-                    event.error.title,
-                    event.error.details or event.error.message,
-                )
-        return messages
 
     async def _accept(self, messages: list[InboundMessage]) -> Reply | None:
         """Deduplicate and hand over; a reply when the batch cannot be accepted."""

@@ -161,6 +161,7 @@ class Ingress:
         await self.relay.close()
         await self.lease.stop()  # the journal's leftovers are adopted at once
         await self.dedup.close()
+        await self.intake.state.close()  # identity map and thread owners
 
     # --- routes ---------------------------------------------------------------------
 

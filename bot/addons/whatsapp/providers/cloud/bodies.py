@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.addons.whatsapp.inbound.identity import is_bsuid
 from bot.addons.whatsapp.outbound.messages import (
     CtaUrl,
     Custom,
@@ -19,6 +20,14 @@ from bot.addons.whatsapp.outbound.messages import (
 def recipient(wa_id: str) -> str:
     """``to`` with the ``+`` Meta asks for (without it, the business's country code is added)."""
     return wa_id if wa_id.startswith("+") else "+" + wa_id
+
+
+def addressing(address: str) -> dict[str, str]:
+    """``{"to": "+<phone>"}`` for a phone, ``{"recipient": <BSUID>}`` for a business-scoped
+    user id (LIMITS.md §8.1): a BSUID is sent whole, never phone-normalised."""
+    if is_bsuid(address):
+        return {"recipient": address}
+    return {"to": recipient(address)}
 
 
 def _frame(header: str | None, body: str, footer: str | None) -> dict[str, Any]:
@@ -70,11 +79,12 @@ def message_object(message: OutMessage) -> dict[str, Any]:
 
 
 def cloud_body(to: str, message: OutMessage) -> dict[str, Any]:
-    """The whole JSON body of ``POST /{phone-number-id}/messages``."""
+    """The whole JSON body of ``POST /{phone-number-id}/messages``; ``to`` is a phone or
+    a BSUID."""
     return {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
-        "to": recipient(to),
+        **addressing(to),
         **message_object(message),
     }
 

@@ -12,6 +12,7 @@ from bot.addons.whatsapp.config import WhatsAppSettings
 from bot.addons.whatsapp.errors import WhatsAppApiError
 from bot.addons.whatsapp.outbound.messages import OutMessage
 from bot.addons.whatsapp.providers.cloud.bodies import cloud_body, mark_read_body
+from bot.addons.whatsapp.providers.cloud.versions import version_warning
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class CloudProvider:
         timeout: float = 10.0,
     ) -> None:
         self._base = f"{base_url.rstrip('/')}/{api_version}"
+        self.api_version = api_version
         self._phone_number_id = phone_number_id
         self._token = access_token
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -60,6 +62,9 @@ class CloudProvider:
         )
 
     async def start(self) -> None:
+        warning = version_warning(self.api_version)
+        if warning:
+            logger.warning(warning)
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 timeout=self._timeout,

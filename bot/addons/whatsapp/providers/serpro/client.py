@@ -10,8 +10,9 @@ from typing import Any
 import aiohttp
 
 from bot.addons.whatsapp.config import WhatsAppSettings
-from bot.addons.whatsapp.errors import WhatsAppApiError
-from bot.addons.whatsapp.logs import mask_phone
+from bot.addons.whatsapp.errors import BSUID_UNSUPPORTED_CODE, WhatsAppApiError
+from bot.addons.whatsapp.inbound.identity import is_bsuid
+from bot.addons.whatsapp.logs import mask_id, mask_phone
 from bot.addons.whatsapp.outbound.messages import OutMessage
 from bot.addons.whatsapp.providers.serpro.auth import (
     MemoryTokenCache,
@@ -139,6 +140,19 @@ class SerproProvider:
         raise AssertionError("unreachable")
 
     async def send(self, to: str, message: OutMessage) -> str | None:
+        if is_bsuid(to):
+            # Serpro documents no way to address a BSUID: "destinatario" stays a phone.
+            logger.error(
+                "Serpro: only the business-scoped user id %s is known for this citizen (no "
+                "phone); Serpro cannot address it, %s not sent",
+                mask_id(to),
+                type(message).__name__,
+            )
+            raise WhatsAppApiError(
+                BSUID_UNSUPPORTED_CODE,
+                "Serpro: no phone known for a BSUID-only citizen",
+                http_status=400,
+            )
         request = serpro_request(to, message, self.waba_id, self._plus)
         if request is None:
             logger.warning(
