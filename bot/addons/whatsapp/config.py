@@ -198,6 +198,16 @@ class WhatsAppSettings:
     reengagement_language: str = setting("WPP_REENGAGEMENT_LANGUAGE", "pt_BR")
     drain_timeout: float = setting("WPP_DRAIN_TIMEOUT", 25.0, REAL, at_least=0)
     silence_fallback: str = setting("WPP_SILENCE_FALLBACK", SILENCE_FALLBACK)
+    # Human handoff through Chatwoot (docs/operators/handoff.md); off while CHATWOOT_URL is "".
+    chatwoot_url: str = setting("CHATWOOT_URL", "", URL)
+    chatwoot_account_id: str = setting("CHATWOOT_ACCOUNT_ID", "")
+    chatwoot_inbox_id: int = setting("CHATWOOT_INBOX_ID", 0, WHOLE, at_least=0)
+    chatwoot_api_token: str = setting("CHATWOOT_API_TOKEN", "", secret=True)
+    chatwoot_webhook_secret: str = setting("CHATWOOT_WEBHOOK_SECRET", "", secret=True)
+    chatwoot_signing_secret: str = setting("CHATWOOT_SIGNING_SECRET", "", secret=True)
+    chatwoot_timeout: float = setting("CHATWOOT_TIMEOUT", 5.0, REAL, at_least=0.1)
+    handoff_resume_words: str = setting("HANDOFF_RESUME_WORDS", "menu,voltar ao robô")
+    handoff_agent_timeout: float = setting("HANDOFF_AGENT_TIMEOUT", 600.0, REAL, at_least=1)
     intents: InboundIntents = field(default_factory=InboundIntents)
 
     @property
@@ -238,6 +248,12 @@ class WhatsAppSettings:
             for name, row in SETTINGS.items()
             if row.required_by == provider and not values.get(name)
         ]
+        if values.get("chatwoot_url"):
+            missing += [
+                row.variable
+                for name, row in SETTINGS.items()
+                if name in HANDOFF_REQUIRED and not values.get(name)
+            ]
         if missing:
             raise ConfigurationError(
                 f"The WhatsApp channel ({provider}) cannot start: set the environment "
@@ -258,6 +274,13 @@ SETTINGS: Final[dict[str, Setting]] = {
 CLOUD_REQUIRED: Final = {
     name: row.variable for name, row in SETTINGS.items() if row.required_by == "cloud"
 }
+# What a handoff cannot work without, once CHATWOOT_URL is set.
+HANDOFF_REQUIRED: Final = (
+    "chatwoot_account_id",
+    "chatwoot_inbox_id",
+    "chatwoot_api_token",
+    "chatwoot_webhook_secret",
+)
 SERPRO_REQUIRED: Final = {
     name: row.variable for name, row in SETTINGS.items() if row.required_by == "serpro"
 }
