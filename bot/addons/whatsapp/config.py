@@ -65,6 +65,7 @@ URL = Parser(lambda text: text.rstrip("/"), "a URL")
 PATH = Parser(lambda text: text.strip("/"), "a path")
 FLAG = Parser(_flag, "true or false")
 WHOLE = Parser(int, "a number")
+ID = Parser(lambda text: int(text) if text else 0, "a number")  # empty: not set
 REAL = Parser(float, "a number")
 PROVIDER = Parser(_provider, "'cloud' or 'serpro'")
 
@@ -201,7 +202,7 @@ class WhatsAppSettings:
     # Human handoff through Chatwoot (docs/operators/handoff.md); off while CHATWOOT_URL is "".
     chatwoot_url: str = setting("CHATWOOT_URL", "", URL)
     chatwoot_account_id: str = setting("CHATWOOT_ACCOUNT_ID", "")
-    chatwoot_inbox_id: int = setting("CHATWOOT_INBOX_ID", 0, WHOLE, at_least=0)
+    chatwoot_inbox_id: int = setting("CHATWOOT_INBOX_ID", 0, ID, at_least=0)
     chatwoot_api_token: str = setting("CHATWOOT_API_TOKEN", "", secret=True)
     chatwoot_webhook_secret: str = setting("CHATWOOT_WEBHOOK_SECRET", "", secret=True)
     chatwoot_signing_secret: str = setting("CHATWOOT_SIGNING_SECRET", "", secret=True)
