@@ -172,6 +172,8 @@ def test_meta_reaches_the_ingress_which_relays_to_rasa_through_the_proxy() -> No
     assert proxied_locations(public) == {
         "= /webhooks/whatsapp/webhook": "$webhook_upstream",
         "= /webhooks/whatsapp/health": "$webhook_upstream",
+        # Chatwoot's webhook (human handoff) is rasa's own route, authenticated there.
+        "/webhooks/whatsapp/chatwoot/": "$rasa_upstream",
     }
     assert proxied_locations(internal) == {
         "= /webhooks/whatsapp/relay": "$rasa_upstream",

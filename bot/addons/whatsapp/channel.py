@@ -10,6 +10,8 @@ Routes, under ``/webhooks/whatsapp/``:
   redelivers later.
 * ``POST /relay``    messages the ingress (``python -m bot.addons.whatsapp.ingress``)
   acknowledged, signed with the provider's secret; see :mod:`bot.addons.whatsapp.ingress.relay`.
+* ``POST /chatwoot/<secret>``  Chatwoot's webhook (agents' replies, resolved
+  conversations); see :mod:`bot.addons.whatsapp.handoff`.
 * ``GET  /health``   JSON: provider, queue depth, ok.
 * ``GET  /metrics``  Prometheus text.
 """
@@ -39,6 +41,7 @@ from bot.addons.whatsapp.delivery.sender_queue import Dispatcher, DispatchSink, 
 from bot.addons.whatsapp.delivery.turn import CHANNEL_NAME, TurnRunner
 from bot.addons.whatsapp.delivery.turn_thread import TurnThread
 from bot.addons.whatsapp.errors import ConfigurationError
+from bot.addons.whatsapp.handoff.service import Handoff, bot_turns
 from bot.addons.whatsapp.inbound.routing import create_state
 from bot.addons.whatsapp.inbound.webhook import Intake, Reply
 from bot.addons.whatsapp.logs import install_log_masking
@@ -108,6 +111,7 @@ class WhatsAppInput(InputChannel):
         self.turns = TurnThread()
         self.journal = Journal(self.dedup)
         self.lease = Lease(self.dedup, settings.lease_seconds, self.metrics, self._adopt)
+        self.handoff = Handoff(settings, self.metrics, self.sender, self.dedup, self.options)
         self._runner: TurnRunner | None = None
         self._app: Any = None  # the Sanic app: its agent's tracker store tells finished turns
         self._started = False
@@ -168,6 +172,7 @@ class WhatsAppInput(InputChannel):
         await self.lease.stop()
         if self._runner is not None:
             await self._runner.close()
+        await self.handoff.close()
         self.turns.stop()
         await self.sender.close()
         await self.dedup.close()
@@ -198,6 +203,11 @@ class WhatsAppInput(InputChannel):
             self._tracker_store,
             on_new_message,
         )
+        self._runner.handoff = self.handoff
+        self.handoff.bind(
+            lambda: self._app.ctx.agent,
+            bot_turns(self.turns, on_new_message, self.get_output_channel),
+        )
         self.sink.dispatcher = Dispatcher(
             self._runner,
             key=lambda item: item.message.wa_id,
@@ -221,6 +231,7 @@ class WhatsAppInput(InputChannel):
             # collection, whose full passes otherwise stop both threads for ~0.5 s.
             gc.freeze()
             self.lease.start()
+            self.handoff.start()
 
         @bp.listener("before_server_stop")
         async def _drain(app: Any, loop: Any) -> None:
@@ -280,5 +291,12 @@ class WhatsAppInput(InputChannel):
                     "thread only costs throughput here (~12 %%); set WPP_TURN_THREAD=false"
                 )
             return _respond(await self.intake.receive_relay(request.body or b"", request.headers))
+
+        @bp.route("/chatwoot/<secret>", methods=["POST"])
+        async def chatwoot(request: Request, secret: str) -> HTTPResponse:
+            _skip_cors(request)
+            return _respond(
+                await self.handoff.webhook.receive(secret, request.body or b"", request.headers)
+            )
 
         return bp

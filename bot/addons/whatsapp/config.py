@@ -65,6 +65,7 @@ URL = Parser(lambda text: text.rstrip("/"), "a URL")
 PATH = Parser(lambda text: text.strip("/"), "a path")
 FLAG = Parser(_flag, "true or false")
 WHOLE = Parser(int, "a number")
+ID = Parser(lambda text: int(text) if text else 0, "a number")  # empty: not set
 REAL = Parser(float, "a number")
 PROVIDER = Parser(_provider, "'cloud' or 'serpro'")
 
@@ -201,6 +202,16 @@ class WhatsAppSettings:
     # A thread another app took over (messaging_handovers) is the bot's again after this
     # long without traffic on it (README, "Usernames and business-scoped user IDs").
     handover_idle_seconds: float = setting("WPP_HANDOVER_IDLE_SECONDS", 3600.0, REAL, at_least=1)
+    # Human handoff through Chatwoot (docs/operators/handoff.md); off while CHATWOOT_URL is "".
+    chatwoot_url: str = setting("CHATWOOT_URL", "", URL)
+    chatwoot_account_id: str = setting("CHATWOOT_ACCOUNT_ID", "")
+    chatwoot_inbox_id: int = setting("CHATWOOT_INBOX_ID", 0, ID, at_least=0)
+    chatwoot_api_token: str = setting("CHATWOOT_API_TOKEN", "", secret=True)
+    chatwoot_webhook_secret: str = setting("CHATWOOT_WEBHOOK_SECRET", "", secret=True)
+    chatwoot_signing_secret: str = setting("CHATWOOT_SIGNING_SECRET", "", secret=True)
+    chatwoot_timeout: float = setting("CHATWOOT_TIMEOUT", 5.0, REAL, at_least=0.1)
+    handoff_resume_words: str = setting("HANDOFF_RESUME_WORDS", "menu,voltar ao robô")
+    handoff_agent_timeout: float = setting("HANDOFF_AGENT_TIMEOUT", 600.0, REAL, at_least=1)
     intents: InboundIntents = field(default_factory=InboundIntents)
 
     @property
@@ -241,6 +252,12 @@ class WhatsAppSettings:
             for name, row in SETTINGS.items()
             if row.required_by == provider and not values.get(name)
         ]
+        if values.get("chatwoot_url"):
+            missing += [
+                row.variable
+                for name, row in SETTINGS.items()
+                if name in HANDOFF_REQUIRED and not values.get(name)
+            ]
         if missing:
             raise ConfigurationError(
                 f"The WhatsApp channel ({provider}) cannot start: set the environment "
@@ -261,6 +278,13 @@ SETTINGS: Final[dict[str, Setting]] = {
 CLOUD_REQUIRED: Final = {
     name: row.variable for name, row in SETTINGS.items() if row.required_by == "cloud"
 }
+# What a handoff cannot work without, once CHATWOOT_URL is set.
+HANDOFF_REQUIRED: Final = (
+    "chatwoot_account_id",
+    "chatwoot_inbox_id",
+    "chatwoot_api_token",
+    "chatwoot_webhook_secret",
+)
 SERPRO_REQUIRED: Final = {
     name: row.variable for name, row in SETTINGS.items() if row.required_by == "serpro"
 }

@@ -20,6 +20,8 @@ def label(value: object) -> str:
 
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# A citizen's wait for an agent's first reply: seconds to an hour.
+HANDOFF_WAIT_BUCKETS = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
 
 
 @dataclass
@@ -53,6 +55,10 @@ class Metrics:
     preferences: Counter[tuple[str, str]] = field(default_factory=Counter)
     operator_alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
     pricing: Counter[tuple[str, str, bool]] = field(default_factory=Counter)
+    handoffs: Counter[str] = field(default_factory=Counter)
+    handoff_wait_buckets: list[int] = field(default_factory=lambda: [0] * len(HANDOFF_WAIT_BUCKETS))
+    handoff_wait_count: int = 0
+    handoff_wait_sum: float = 0.0
     queue_depth: Callable[[], int] = lambda: 0
     dedup_entries: Callable[[], int] = lambda: 0
     ingress: bool = False
@@ -63,6 +69,13 @@ class Metrics:
         for index, bound in enumerate(LATENCY_BUCKETS):
             if seconds <= bound:
                 self.latency_buckets[index] += 1
+
+    def observe_handoff_wait(self, seconds: float) -> None:
+        self.handoff_wait_count += 1
+        self.handoff_wait_sum += seconds
+        for index, bound in enumerate(HANDOFF_WAIT_BUCKETS):
+            if seconds <= bound:
+                self.handoff_wait_buckets[index] += 1
 
     def failure(self, code: int | str) -> None:
         self.failures[str(code)] += 1
@@ -215,4 +228,18 @@ class Metrics:
         lines.append(f'whatsapp_handling_latency_seconds_bucket{{le="+Inf"}} {self.latency_count}')
         lines.append(f"whatsapp_handling_latency_seconds_sum {self.latency_sum:.6f}")
         lines.append(f"whatsapp_handling_latency_seconds_count {self.latency_count}")
+        by_label(
+            "whatsapp_handoffs_total",
+            "Handoffs to a human agent by outcome (started, unavailable, resolved, "
+            "citizen, timeout, forward_failed).",
+            "outcome",
+            self.handoffs,
+        )
+        name = "whatsapp_handoff_wait_seconds"
+        family(name, "histogram", "Time from a handoff to the agent's first reply.")
+        for bound, count in zip(HANDOFF_WAIT_BUCKETS, self.handoff_wait_buckets, strict=True):
+            lines.append(f'{name}_bucket{{le="{bound}"}} {count}')
+        lines.append(f'{name}_bucket{{le="+Inf"}} {self.handoff_wait_count}')
+        lines.append(f"{name}_sum {self.handoff_wait_sum:.6f}")
+        lines.append(f"{name}_count {self.handoff_wait_count}")
         return "\n".join(lines) + "\n"

@@ -45,6 +45,7 @@ class WhatsAppOutput(OutputChannel):
         self.options = options
         self.progress = progress
         self.responses = 0  # responses Rasa handed over during this turn
+        self.handoff: dict[str, Any] | None = None  # action_handoff's request, for the turn runner
         self._home = _running_loop()  # the server's loop, where sends happen
 
     @classmethod
@@ -59,6 +60,10 @@ class WhatsAppOutput(OutputChannel):
         await on_loop(home, self._send_response(recipient_id, message))
 
     async def _send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        custom = message.get("custom")
+        if isinstance(custom, dict) and isinstance(custom.get("handoff"), dict):
+            self.handoff = custom["handoff"]  # not for WhatsApp: see handoff/service.py
+            return
         conversion = convert_response(message, self.options)
         for problem in conversion.problems:
             logger.error(

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rasa.core.channels.channel import UserMessage
 
@@ -30,6 +30,9 @@ from bot.addons.whatsapp.outbound.sender import Sender
 from bot.addons.whatsapp.outbound.short_keys import PayloadStore
 from bot.addons.whatsapp.providers.base import Provider
 
+if TYPE_CHECKING:
+    from bot.addons.whatsapp.handoff.service import Handoff
+
 logger = logging.getLogger(__name__)
 
 CHANNEL_NAME = "whatsapp"
@@ -42,6 +45,8 @@ class TurnRunner:
         output: builds the turn's output channel (it counts the responses Rasa gave).
         tracker_store: Rasa's tracker store once the agent is loaded (None before).
     """
+
+    handoff: Handoff | None = None  # set by the channel: paused conversations go to Chatwoot
 
     def __init__(
         self,
@@ -80,6 +85,9 @@ class TurnRunner:
         if self.settings.mark_read and not item.adopted:
             self._in_background(self._mark_read(message.wamid))
         output = self.output(self.journal.progress(message.wamid, item.already_sent))
+        if self.handoff is not None and await self.handoff.intercept(message, output.progress):
+            await self.journal.finish(message.wamid)
+            return
         try:
             text = user_text(message, self.settings.intents)
             if reply_id(message) is not None:
@@ -107,6 +115,8 @@ class TurnRunner:
             else:
                 if output.responses == 0:
                     await self._break_silence(message)
+                if self.handoff is not None:
+                    await self.handoff.after_turn(message, output.handoff)
                 await self.journal.finish(message.wamid)
             self.metrics.observe_latency(time.monotonic() - item.received_at)
 
