@@ -219,7 +219,7 @@ async def test_an_unexpected_error_while_relaying_is_logged_and_retried(
         real_post = relay._post
         calls = []
 
-        async def flaky(batch: list[bytes]) -> int:
+        async def flaky(batch: list[bytes]) -> tuple[int, set[int]]:
             calls.append(len(batch))
             if len(calls) == 1:
                 raise RuntimeError("a bug in the relay")

@@ -213,6 +213,7 @@ class WhatsAppInput(InputChannel):
             key=lambda item: item.message.wa_id,
             max_concurrency=self.settings.max_concurrency,
             queue_size=self.settings.queue_size,
+            key_queue_size=self.settings.sender_queue_size,
         )
 
         @bp.listener("before_server_start")

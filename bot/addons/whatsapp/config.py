@@ -182,6 +182,9 @@ class WhatsAppSettings:
     redis_url: str = setting("REDIS_URL", "", secret=True)
     max_concurrency: int = setting("WPP_MAX_CONCURRENCY", 32, WHOLE, at_least=1)
     queue_size: int = setting("WPP_QUEUE_SIZE", 1000, WHOLE, at_least=1)
+    # One sender's share of the queue: more than a person types before the bot answers,
+    # far less than the queue, so one flooding number cannot refuse everyone else.
+    sender_queue_size: int = setting("WPP_SENDER_QUEUE_SIZE", 50, WHOLE, at_least=1)
     dedup_ttl_seconds: float = setting("WPP_DEDUP_TTL_SECONDS", 604800.0, REAL, at_least=1)
     dedup_max_entries: int = setting("WPP_DEDUP_MAX_ENTRIES", 100_000, WHOLE, at_least=100)
     lease_seconds: float = setting("WPP_LEASE_SECONDS", 15.0, REAL, at_least=1)

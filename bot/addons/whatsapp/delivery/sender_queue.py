@@ -32,6 +32,8 @@ class Dispatcher(Generic[T]):
         key: the item's sender (items with the same key run one at a time, in order).
         max_concurrency: how many senders are handled at the same time.
         queue_size: how many items may wait or run at once; more are refused.
+        key_queue_size: how many items of one key may wait or run at once; more are
+            refused, so one flooding sender cannot take the whole queue.
     """
 
     def __init__(
@@ -40,11 +42,13 @@ class Dispatcher(Generic[T]):
         key: Callable[[T], str],
         max_concurrency: int = 32,
         queue_size: int = 1000,
+        key_queue_size: int = 50,
     ) -> None:
         self._handler = handler
         self._key = key
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._queue_size = queue_size
+        self._key_queue_size = key_queue_size
         self._queues: dict[str, deque[T]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._depth = 0
@@ -64,6 +68,12 @@ class Dispatcher(Generic[T]):
     def room(self) -> int:
         """How many more items fit now (0 once stopping)."""
         return max(0, self._queue_size - self._depth) if self._accepting else 0
+
+    def room_for(self, key: str) -> int:
+        """How many more items of ``key`` fit now."""
+        queue = self._queues.get(key)
+        held = len(queue) if queue is not None else 0
+        return min(self.room(), max(0, self._key_queue_size - held))
 
     def submit(self, items: Sequence[T], force: bool = False) -> bool:
         """Queue every item, or none: False when stopping or when they do not all fit.
@@ -147,6 +157,9 @@ class DispatchSink:
 
     def room(self) -> int:
         return self.dispatcher.room() if self.dispatcher is not None else 0
+
+    def room_for(self, sender: str) -> int:
+        return self.dispatcher.room_for(sender) if self.dispatcher is not None else 0
 
     def submit(self, messages: Sequence[InboundMessage], force: bool = False) -> bool:
         if self.dispatcher is None:

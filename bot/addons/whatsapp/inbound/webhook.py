@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence, Sized
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -45,7 +46,7 @@ from bot.addons.whatsapp.inbound.signature import (
     token_matches,
 )
 from bot.addons.whatsapp.inbound.triage import Triage
-from bot.addons.whatsapp.logs import ThrottledLog
+from bot.addons.whatsapp.logs import ThrottledLog, mask_id
 from bot.addons.whatsapp.metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,9 @@ class Sink(Protocol):
 
     def room(self) -> int:
         """How many more messages fit now (0 when not accepting)."""
+
+    def room_for(self, sender: str) -> int:
+        """How many more messages of ``sender`` (its ``wa_id``) fit now."""
 
     def submit(self, messages: Sequence[InboundMessage], force: bool = False) -> bool:
         """Take every message, in order, or none (False); ``force`` takes them even over
@@ -190,6 +194,11 @@ class Intake:
         """Deduplicate and hand over; a reply when the batch cannot be accepted."""
         if self.sink.room() < len(messages):
             return self.reject(503, "queue_full", f"{self.sink.depth} queued")
+        per_sender = Counter(message.wa_id for message in messages)
+        for sender, count in per_sender.items():
+            if self.sink.room_for(sender) < count:
+                # One number flooding: it waits (Meta redelivers), nobody else does.
+                return self.reject(503, "sender_queue_full", mask_id(sender))
         fresh: list[InboundMessage] = []
         try:
             for message in messages:
@@ -239,13 +248,22 @@ class Intake:
         if messages and room == 0:
             reason = "queue_full" if self.sink.accepting else "shutting_down"
             return self.reject(503, reason, f"{self.sink.depth} queued")
-        taken = messages[:room]
+        considered = messages[:room]
         fresh: list[InboundMessage] = []
+        deferred: list[int] = []
+        held: Counter[str] = Counter()
         accepted = 0
         try:
-            for message in taken:
-                if await self.dedup.take_over(message.wamid, self._record_of(message), owner):
+            for index, message in enumerate(considered):
+                sender = message.wa_id
+                if (sender in held and held[sender] < 0) or self.sink.room_for(sender) <= held[
+                    sender
+                ]:
+                    held[sender] = -1  # this sender's later messages wait behind this one
+                    deferred.append(index)
+                elif await self.dedup.take_over(message.wamid, self._record_of(message), owner):
                     fresh.append(message)
+                    held[sender] += 1
                 else:
                     self.metrics.duplicates_dropped += 1
                     logger.info("Relayed message %s was already taken over", message.wamid)
@@ -265,4 +283,4 @@ class Intake:
                 "Shutdown began: %d relayed message(s) left in the journal for another process",
                 len(fresh),
             )
-        return Reply(200, {"status": "ok", "accepted": accepted})
+        return Reply(200, {"status": "ok", "accepted": accepted, "deferred": deferred})

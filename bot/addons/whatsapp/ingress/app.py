@@ -95,6 +95,7 @@ class Ingress:
             self.dedup.owner,
             self.metrics,
             queue_size=settings.queue_size,
+            sender_queue_size=settings.sender_queue_size,
         )
         self.intake = Intake(settings, self.metrics, self.dedup, self.relay)
         # Renew only: the turns of a dead ingress are rasa run's to adopt.

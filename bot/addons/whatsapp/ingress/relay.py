@@ -1,5 +1,5 @@
 """The ingress's side of the hand-over to ``rasa run``: acknowledged messages, relayed in
-arrival order, never dropped.
+arrival order per sender and fairly across senders, never dropped.
 
 Why a second process: Rasa runs NLU and policies synchronously on its event loop, in the
 process that also answers Meta. With the webhook there, a burst of turns delayed the 200s
@@ -10,10 +10,13 @@ run``, which takes them over and runs the turns.
 
 The protocol: a JSON body ``{"owner": <the ingress's journal id, or "">, "messages":
 [...]}`` signed with the provider's secret (``X-Relay-Signature``); the answer
-``{"accepted": n}`` says the first ``n`` are taken. A 503 (``rasa run`` full or stopping),
-a network error or a timeout leaves them queued and they are sent again after a
+``{"accepted": n, "deferred": [i, …]}`` says the first ``n`` were considered and taken,
+but for those at the ``deferred`` indices (their sender's queue in ``rasa run`` is full;
+that sender's later messages in the batch are deferred too). A 503 (``rasa run`` full or
+stopping), a network error or a timeout leaves them queued and they are sent again after a
 back-off; a retry of what was already taken is recognised and not run twice. One request
-at a time, so one sender's messages reach Rasa in the order they came.
+at a time, so one sender's messages reach Rasa in the order they came; each batch takes
+every waiting sender's oldest message first, so a flooding number delays nobody else.
 
 A message that can never be relayed is *set aside* rather than retried for ever ahead of
 every later message: one that cannot be encoded, one larger than ``rasa run`` takes, or
@@ -29,7 +32,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import deque
 from collections.abc import Sequence
 from itertools import islice
 from typing import Any
@@ -40,6 +42,7 @@ from bot.addons.whatsapp import limits
 from bot.addons.whatsapp.errors import WhatsAppError
 from bot.addons.whatsapp.inbound.events import InboundMessage, json_text, message_fields
 from bot.addons.whatsapp.inbound.signature import RELAY_SIGNATURE_HEADER, relay_signature
+from bot.addons.whatsapp.ingress.fair_queue import FairQueue
 from bot.addons.whatsapp.logs import ThrottledLog, mask_phone
 from bot.addons.whatsapp.metrics import Metrics
 
@@ -68,6 +71,8 @@ class Relay:
         owner: the ingress's journal id in Redis ("" without Redis).
         metrics: where relayed messages and failures are counted.
         queue_size: how many acknowledged messages may wait; more are refused (503).
+        sender_queue_size: how many of one sender's messages may wait; more are refused
+            (503), so one flooding number cannot fill the queue for everyone.
         batch_max: messages per request at most.
         timeout: seconds to wait for ``rasa run``'s answer.
         body_max: bytes per request at most (``rasa run`` refuses larger ones unread).
@@ -80,6 +85,7 @@ class Relay:
         owner: str,
         metrics: Metrics,
         queue_size: int = 1000,
+        sender_queue_size: int = 50,
         batch_max: int = 100,
         timeout: float = 30.0,
         backoff: tuple[float, float] = (0.05, 2.0),
@@ -90,12 +96,13 @@ class Relay:
         self._owner = owner
         self._metrics = metrics
         self._queue_size = queue_size
+        self._sender_queue_size = sender_queue_size
         self._batch_max = batch_max
         self._limit = batch_max  # smaller while a refused batch is being split
         self._body_max = body_max - 1024  # room for the envelope
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._backoff = backoff
-        self._queue: deque[dict[str, Any]] = deque()
+        self._queue: FairQueue[dict[str, Any]] = FairQueue()
         self._accepting = True
         self._wake = asyncio.Event()
         self._emptied = asyncio.Event()
@@ -118,12 +125,16 @@ class Relay:
     def room(self) -> int:
         return max(0, self._queue_size - len(self._queue)) if self._accepting else 0
 
+    def room_for(self, sender: str) -> int:
+        return min(self.room(), max(0, self._sender_queue_size - self._queue.count(sender)))
+
     def submit(self, messages: Sequence[InboundMessage], force: bool = False) -> bool:
         if not messages:
             return True
         if not self._accepting or (not force and self.room() < len(messages)):
             return False
-        self._queue.extend(message_fields(m) for m in messages)
+        for message in messages:
+            self._queue.push(message.wa_id, message_fields(message))
         self._emptied.clear()
         self._wake.set()
         return True
@@ -160,14 +171,14 @@ class Relay:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                batch = self._next_batch()
+                keys, batch = self._next_batch()
                 if not batch:  # its first message was set aside
                     continue
                 try:
-                    accepted = await self._post(batch)
+                    accepted, deferred = await self._post(batch)
                 except RelayRefused as exc:
                     if exc.status in _REFUSED_FOR_GOOD:
-                        self._refused_for_good(exc, len(batch))
+                        self._refused_for_good(exc, keys[0], len(batch))
                         continue
                     self._failed(exc)
                     await asyncio.sleep(delay)
@@ -180,37 +191,53 @@ class Relay:
                     continue
                 self.reachable = True
                 self._limit = self._batch_max
-                for _ in range(accepted):
-                    self._queue.popleft()
-                self._metrics.messages_relayed += accepted
-                if accepted:
+                taken = self._take(keys[:accepted], deferred)
+                self._metrics.messages_relayed += taken
+                if taken:
                     delay = self._backoff[0]
                 else:  # rasa run took none (full): wait before asking again
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, self._backoff[1])
             self._emptied.set()
 
-    def _next_batch(self) -> list[bytes]:
-        """The encoded messages at the head of the queue that fit one request; empty when
+    def _next_batch(self) -> tuple[list[str], list[bytes]]:
+        """The senders and encoded messages of the next request, taken round by round
+        across senders (:class:`~.fair_queue.FairQueue`) as long as they fit; empty when
         the first one cannot be relayed (it is set aside)."""
+        keys: list[str] = []
         parts: list[bytes] = []
         size = 0
-        for fields in islice(self._queue, self._limit):
+        for key, fields in islice(self._queue.rounds(), self._limit):
             try:
                 part = json_text(fields).encode("utf-8")
             except (ValueError, TypeError, RecursionError) as exc:
                 if not parts:
-                    self._set_aside("unencodable", repr(exc)[:200])
+                    self._set_aside(key, "unencodable", repr(exc)[:200])
                 break
             if size + len(part) > self._body_max:
                 if not parts:
-                    self._set_aside("too_large", f"{len(part)} bytes")
+                    self._set_aside(key, "too_large", f"{len(part)} bytes")
                 break
+            keys.append(key)
             parts.append(part)
             size += len(part) + 1
-        return parts
+        return keys, parts
 
-    def _refused_for_good(self, exc: RelayRefused, size: int) -> None:
+    def _take(self, keys: list[str], deferred: set[int]) -> int:
+        """Drop what ``rasa run`` took: per sender, its messages up to the first it
+        deferred (a sender's later messages wait behind that one, in order)."""
+        taken: dict[str, int] = {}
+        stopped: set[str] = set()
+        for index, key in enumerate(keys):
+            if index in deferred or key in stopped:
+                stopped.add(key)
+            else:
+                taken[key] = taken.get(key, 0) + 1
+        for key, count in taken.items():
+            self._queue.drop_heads(key, count)
+        return sum(taken.values())
+
+    def _refused_for_good(self, exc: RelayRefused, first: str, size: int) -> None:
         """rasa run refused the body itself: split the batch until the message it refuses
         is alone, then set that one aside."""
         self.reachable = True
@@ -218,10 +245,11 @@ class Relay:
         if size > 1:
             self._limit = max(1, size // 2)
         else:
-            self._set_aside(f"http_{exc.status}", exc.reason)
+            self._set_aside(first, f"http_{exc.status}", exc.reason)
 
-    def _set_aside(self, reason: str, detail: str) -> None:
-        fields = self._queue.popleft()
+    def _set_aside(self, key: str, reason: str, detail: str) -> None:
+        fields = next(item for k, item in self._queue.rounds() if k == key)
+        self._queue.drop_heads(key)
         self._metrics.relay_set_aside[reason] += 1
         kept = (
             f"it stays in the journal wa:journal:{self._owner} for inspection"
@@ -237,7 +265,7 @@ class Relay:
             kept,
         )
 
-    async def _post(self, batch: list[bytes]) -> int:
+    async def _post(self, batch: list[bytes]) -> tuple[int, set[int]]:
         assert self._session is not None
         body = b"".join(
             (
@@ -263,7 +291,10 @@ class Relay:
         accepted = content.get("accepted") if isinstance(content, dict) else None
         if not isinstance(accepted, int):
             raise RelayRefused(answer.status, "no accepted count in the answer")
-        return max(0, min(accepted, len(batch)))
+        deferred = content.get("deferred") or []
+        if not isinstance(deferred, list) or not all(isinstance(i, int) for i in deferred):
+            raise RelayRefused(answer.status, "deferred is not a list of indices")
+        return max(0, min(accepted, len(batch))), set(deferred)
 
     def _failed(self, exc: Exception) -> None:
         if isinstance(exc, RelayRefused):
