@@ -15,17 +15,22 @@ from typing import Protocol
 import yaml
 
 from knowledge.index import Hit
+from knowledge.retriever import Evidence, Policy
 
 SPLITS = ("tune", "final")
 
 
 @dataclass(frozen=True)
 class Question:
-    """One held-out question; ``doc`` is None when no document answers it."""
+    """One held-out question and the documents that answer it (none: unanswerable)."""
 
     text: str
-    doc: str | None
+    docs: tuple[str, ...]
     split: str
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.docs)
 
 
 class Retriever(Protocol):
@@ -35,6 +40,8 @@ class Retriever(Protocol):
 
     def answer(self, question: str) -> Hit | None: ...
 
+    def evidence(self, question: str) -> Evidence: ...
+
 
 def load_questions(path: Path) -> list[Question]:
     """The questions of ``path``, answerable ones first, in file order."""
@@ -42,10 +49,11 @@ def load_questions(path: Path) -> list[Question]:
     questions = []
     for split in SPLITS:
         for item in data["answerable"][split]:
-            questions.append(Question(str(item["q"]), str(item["doc"]), split))
+            docs = item["doc"] if isinstance(item["doc"], list) else [item["doc"]]
+            questions.append(Question(str(item["q"]), tuple(str(d) for d in docs), split))
     for split in SPLITS:
         for text in data["unanswerable"][split]:
-            questions.append(Question(str(text), None, split))
+            questions.append(Question(str(text), (), split))
     return questions
 
 
@@ -60,7 +68,9 @@ class Outcome:
     @property
     def correct(self) -> bool:
         """Answered from the right document, or left unanswered when none answers it."""
-        return self.answered_doc == self.question.doc
+        if self.answered_doc is None:
+            return not self.question.answerable
+        return self.answered_doc in self.question.docs
 
 
 @dataclass(frozen=True)
@@ -93,13 +103,16 @@ def _share(count: int, total: int) -> float:
 def score(outcomes: Sequence[Outcome]) -> RetrievalScores:
     """Top-1 counts an answer from the right document (abstaining is a miss); top-3 counts
     the right document among the first three ranked, whatever the abstention decided."""
-    answerable = [o for o in outcomes if o.question.doc is not None]
-    unanswerable = [o for o in outcomes if o.question.doc is None]
+    answerable = [o for o in outcomes if o.question.answerable]
+    unanswerable = [o for o in outcomes if not o.question.answerable]
     return RetrievalScores(
         answerable=len(answerable),
         unanswerable=len(unanswerable),
         top1=_share(sum(o.correct for o in answerable), len(answerable)),
-        top3=_share(sum(o.question.doc in o.top3_docs for o in answerable), len(answerable)),
+        top3=_share(
+            sum(any(d in o.top3_docs for d in o.question.docs) for o in answerable),
+            len(answerable),
+        ),
         unanswerable_abstained=_share(
             sum(o.answered_doc is None for o in unanswerable), len(unanswerable)
         ),
@@ -108,3 +121,62 @@ def score(outcomes: Sequence[Outcome]) -> RetrievalScores:
         ),
         wrong_answers=sum(o.answered_doc is not None and not o.correct for o in outcomes),
     )
+
+
+def policy_grid(semantic: bool) -> list[Policy]:
+    """The candidate abstention policies searched on the tune split."""
+    floors = [2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    unknowns = [0.34, 0.5, 0.6, 0.7, 1.0]
+    if semantic:
+        return [
+            Policy(min_bm25=b, max_unknown=u, min_bm25_disagree=d)
+            for b in floors
+            for u in unknowns
+            for d in [0.0, 6.0, 8.0, 9.0, 10.0, 12.0, 15.0, 20.0, 1000.0]
+        ]
+    return [
+        Policy(min_bm25=b, max_unknown=u, min_bm25_margin=m)
+        for b in floors
+        for u in unknowns
+        for m in [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+    ]
+
+
+# A wrong answer costs twice a missed one: for a government bot a wrong answer is worse
+# than "I don't know".
+COST_WRONG_ANSWER = 2
+COST_MISSED_ANSWER = 1
+
+
+def policy_cost(policy: Policy, evidence: Sequence[tuple[Question, Evidence]]) -> int:
+    """The cost of ``policy`` on questions whose evidence is already computed."""
+    cost = 0
+    for question, item in evidence:
+        answered = item.section is not None and policy.accepts(item)
+        right = answered and item.section is not None and item.section.slug in question.docs
+        if answered and not right:
+            cost += COST_WRONG_ANSWER
+        elif not answered and question.answerable:
+            cost += COST_MISSED_ANSWER
+    return cost
+
+
+def choose_policy(
+    retriever: Retriever, questions: Iterable[Question], candidates: Iterable[Policy]
+) -> tuple[Policy, int]:
+    """The cheapest candidate policy on ``questions`` (meant for the tune split); among
+    equally cheap ones the most cautious (highest BM25 floor, fewest unknown words allowed,
+    highest margin and disagreement floors)."""
+    evidence = [(q, retriever.evidence(q.text)) for q in questions]
+
+    def key(policy: Policy) -> tuple[int, float, float, float, float]:
+        return (
+            policy_cost(policy, evidence),
+            -policy.min_bm25,
+            policy.max_unknown,
+            -policy.min_bm25_margin,
+            -policy.min_bm25_disagree,
+        )
+
+    best = min(candidates, key=key)
+    return best, key(best)[0]
