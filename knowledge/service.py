@@ -18,7 +18,7 @@ from aiohttp import web
 
 from knowledge.index import KnowledgeIndex
 from knowledge.retriever import BM25_POLICY, FUSED_POLICY, Retriever
-from knowledge.semantic import SemanticIndex, load_encoder
+from knowledge.semantic import DEFAULT_ENCODER, SemanticIndex, load_encoder
 
 logger = logging.getLogger(__name__)
 MAX_QUESTION_CHARS = 1000
@@ -62,7 +62,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 def create_app(
-    docs_dir: Path, min_score: float | None = None, encoder: str = "none"
+    docs_dir: Path, min_score: float | None = None, encoder: str = DEFAULT_ENCODER
 ) -> web.Application:
     """The knowledge API over the documents of ``docs_dir``.
 

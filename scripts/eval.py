@@ -27,7 +27,7 @@ import yaml
 from knowledge import evaluation
 from knowledge.index import KnowledgeIndex
 from knowledge.retriever import Retriever
-from knowledge.semantic import SemanticIndex, load_encoder
+from knowledge.semantic import DEFAULT_ENCODER, SemanticIndex, load_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 FALLBACK = "nlu_fallback"
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, default=ROOT / "knowledge" / "docs")
     parser.add_argument(
         "--encoder",
-        default=os.environ.get("KNOWLEDGE_ENCODER", "none"),
+        default=os.environ.get("KNOWLEDGE_ENCODER", DEFAULT_ENCODER),
         help="semantic encoder to compare with BM25 (knowledge.semantic.load_encoder)",
     )
     parser.add_argument("--skip-nlu", action="store_true", help="retrieval only (no Rasa)")
