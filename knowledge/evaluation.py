@@ -7,6 +7,8 @@ document that answers them, and questions no document answers, each split into `
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,3 +182,23 @@ def choose_policy(
 
     best = min(candidates, key=key)
     return best, key(best)[0]
+
+
+def latencies_ms(
+    retriever: Retriever, questions: Sequence[Question], rounds: int = 1
+) -> list[float]:
+    """Time of ``answer`` per question, in milliseconds, sorted (after one warm-up)."""
+    retriever.answer(questions[0].text)
+    times = []
+    for _ in range(rounds):
+        for question in questions:
+            started = time.perf_counter()
+            retriever.answer(question.text)
+            times.append((time.perf_counter() - started) * 1000)
+    return sorted(times)
+
+
+def percentile(sorted_values: Sequence[float], share: float) -> float:
+    """The nearest-rank percentile of already sorted values."""
+    rank = max(0, min(len(sorted_values) - 1, math.ceil(share * len(sorted_values)) - 1))
+    return sorted_values[rank]

@@ -202,23 +202,6 @@ def print_retrieval(
     return scores
 
 
-def latencies_ms(retriever: Retriever, questions: Sequence[evaluation.Question]) -> list[float]:
-    """Time of ``answer`` per question, in milliseconds (after one warm-up question)."""
-    retriever.answer(questions[0].text)
-    times = []
-    for question in questions:
-        started = time.perf_counter()
-        retriever.answer(question.text)
-        times.append((time.perf_counter() - started) * 1000)
-    return sorted(times)
-
-
-def percentile(sorted_values: Sequence[float], share: float) -> float:
-    """The nearest-rank percentile of already sorted values."""
-    rank = max(0, min(len(sorted_values) - 1, round(share * len(sorted_values) + 0.5) - 1))
-    return sorted_values[rank]
-
-
 def failures(nlu_final: float | None, final: evaluation.RetrievalScores) -> list[str]:
     """The targets the final split misses (empty when all are met)."""
     failed = []
@@ -291,10 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  policy in use: {retriever.policy} (tune cost {shipped})")
         print(f"  cheapest on tune: {chosen} (tune cost {cost})")
-    times = {r.name: latencies_ms(r, questions) for r in retrievers}
+    times = {r.name: evaluation.latencies_ms(r, questions) for r in retrievers}
     print("\nLatency per question (ms, same run):")
     for name, values in times.items():
-        p50, p99 = percentile(values, 0.5), percentile(values, 0.99)
+        p50, p99 = evaluation.percentile(values, 0.5), evaluation.percentile(values, 0.99)
         print(f"  {name:<28} p50 {p50:6.2f}   p99 {p99:6.2f}")
     # The service ranks with the encoder when one is configured: that is what must meet them.
     default = retrievers[-1]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from knowledge.evaluation import RetrievalScores
+from bench import knowledge_latency
+from knowledge.evaluation import RetrievalScores, percentile
 from scripts.eval import (
     MIN_INTENT_ACCURACY,
     Parsed,
@@ -81,6 +82,25 @@ def test_failures_name_each_target_missed() -> None:
         "unanswerable",
         "answerable",
     ]
+
+
+def test_the_latency_bench_measures_bm25_alone_without_an_encoder(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert knowledge_latency.main(["--encoder", "none", "--rounds", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "encoder 'none' unavailable: BM25 alone"
+    assert lines[2].split()[:2] == ["BM25", "p50"] and len(lines) == 3
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert (percentile(values, 0.5), percentile(values, 0.99), percentile(values, 1.0)) == (
+        50.0,
+        99.0,
+        100.0,
+    )
+    assert percentile([7.0], 0.99) == 7.0
 
 
 @pytest.mark.e2e  # loads the trained model (~40 s)
