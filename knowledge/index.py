@@ -14,120 +14,10 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from knowledge.vocabulary import OFF_TOPIC, STOP_WORDS, SYNONYMS, WEAK_WORDS
+
 SOURCE_BASE_URL = "https://www.novaaurora.example.gov.br/servicos/"
 
-# Words too common in questions to tell documents apart (compared accent-folded).
-STOP_WORDS = frozenset(
-    [
-        "a",
-        "ao",
-        "aos",
-        "as",
-        "ate",
-        "com",
-        "como",
-        "da",
-        "das",
-        "de",
-        "do",
-        "dos",
-        "e",
-        "ela",
-        "ele",
-        "em",
-        "entre",
-        "era",
-        "essa",
-        "esse",
-        "esta",
-        "este",
-        "eu",
-        "foi",
-        "for",
-        "ha",
-        "isso",
-        "ja",
-        "la",
-        "lhe",
-        "mais",
-        "mas",
-        "me",
-        "meu",
-        "minha",
-        "muito",
-        "na",
-        "nas",
-        "no",
-        "nos",
-        "nao",
-        "o",
-        "onde",
-        "os",
-        "ou",
-        "para",
-        "pela",
-        "pelas",
-        "pelo",
-        "pelos",
-        "por",
-        "pra",
-        "qual",
-        "quais",
-        "quando",
-        "que",
-        "quem",
-        "se",
-        "sem",
-        "ser",
-        "seu",
-        "sua",
-        "tem",
-        "ter",
-        "tenho",
-        "um",
-        "uma",
-        "uns",
-        "umas",
-        "vc",
-        "voce",
-        "voces",
-        "vou",
-        "faz",
-        "fazer",
-        "faco",
-        "preciso",
-        "quero",
-        "queria",
-        "gostaria",
-        "posso",
-        "pode",
-        "saber",
-        "sobre",
-        "tipo",
-        "algum",
-        "alguma",
-        "aqui",
-        "ai",
-        "entao",
-        "tambem",
-        "so",
-        "sim",
-        "oi",
-        "ola",
-        "bom",
-        "dia",
-        "boa",
-        "tarde",
-        "noite",
-        "prefeitura",
-        "cidade",
-        "nova",
-        "aurora",
-        "favor",
-        "obrigado",
-        "obrigada",
-    ]
-)
 TOKEN_RE = re.compile(r"\w+", re.UNICODE)
 
 
@@ -148,15 +38,67 @@ def query_terms(question: str) -> list[str]:
     return terms
 
 
-def fts_query(terms: list[str]) -> str:
-    """An FTS5 query ORing the terms; each is quoted (so user text is never FTS syntax),
-    and words longer than 4 letters match by prefix of their stem (plural/gender)."""
-    parts = []
-    for term in terms:
-        stem = term[:-1] if len(term) > 4 and term.endswith("s") else term
-        stem = stem[: max(4, len(stem) - 2)] if len(stem) > 6 else stem
-        parts.append(f'"{stem}"*' if len(stem) >= 4 else f'"{stem}"')
-    return " OR ".join(parts)
+def _contains(folded_words: str, phrase: str) -> bool:
+    return f" {phrase} " in folded_words
+
+
+def _spaced(question: str) -> str:
+    return " " + " ".join(TOKEN_RE.findall(fold(question))) + " "
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question as search terms: ``strong`` ones can decide a match, ``weak`` ones only
+    add to it; ``off_topic`` names the subject of another government or city, if any."""
+
+    strong: tuple[str, ...]
+    weak: tuple[str, ...]
+    off_topic: str | None = None
+    # The question's own strong words, and those a synonym phrase stood for.
+    own: tuple[str, ...] = ()
+    explained: frozenset[str] = frozenset()
+
+
+def analyse(question: str) -> Query:
+    """Split a question into strong and weak terms, with the document words its citizen
+    words stand for (``SYNONYMS``) added as strong terms."""
+    spaced = _spaced(question)
+    strong: list[str] = []
+    weak: list[str] = []
+    for term in query_terms(question):
+        (weak if term in WEAK_WORDS else strong).append(term)
+    own = tuple(strong)
+    explained: set[str] = set()
+    for phrase, words in SYNONYMS.items():
+        if _contains(spaced, phrase):
+            explained.update(phrase.split())
+            strong.extend(w for w in words.split() if w not in strong)
+    off_topic = next((p for p in sorted(OFF_TOPIC) if _contains(spaced, p)), None)
+    weak_only = tuple(w for w in weak if w not in strong)
+    return Query(tuple(strong), weak_only, off_topic, own, frozenset(explained))
+
+
+def stem(term: str) -> str:
+    """A crude Portuguese stem: no plural ``s``; long words lose their last two letters."""
+    cut = term[:-1] if len(term) > 4 and term.endswith("s") else term
+    return cut[: max(4, len(cut) - 2)] if len(cut) > 6 else cut
+
+
+def _fts_term(term: str) -> str:
+    cut = stem(term)
+    return f'"{cut}"*' if len(cut) >= 4 else f'"{cut}"'
+
+
+def fts_query(terms: list[str], weak: list[str] | None = None) -> str:
+    """An FTS5 query: a row must contain one of ``terms``; ``weak`` terms add to its score.
+
+    Each term is quoted (so user text is never FTS syntax), and words longer than 4 letters
+    match by prefix of their stem (plural/gender). The strong terms appear twice, so in the
+    BM25 sum a weak word weighs half as much as a strong one."""
+    strong = " OR ".join(_fts_term(t) for t in terms)
+    if not weak:
+        return strong
+    return f"({strong}) AND ({strong} OR {' OR '.join(_fts_term(t) for t in weak)})"
 
 
 @dataclass(frozen=True)
@@ -206,14 +148,16 @@ class KnowledgeIndex:
 
     Args:
         docs_dir: the folder of ``*.md`` documents.
-        min_score: BM25 score (higher is better) below which there is no answer.
+
+    Whether to answer from the best section is decided by ``knowledge.retriever``.
     """
 
-    def __init__(self, docs_dir: Path, min_score: float = 4.0) -> None:
+    def __init__(self, docs_dir: Path) -> None:
         self.docs_dir = docs_dir
-        self.min_score = min_score
         self._lock = threading.Lock()
         self._fingerprint = ""
+        self._vocabulary: frozenset[str] = frozenset()
+        self._vocabulary_of = ""
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
         self.refresh()
 
@@ -250,22 +194,40 @@ class KnowledgeIndex:
     def size(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM sections").fetchone()[0])
 
-    def search(self, question: str, limit: int = 3) -> list[Hit]:
-        """The best sections for ``question``, best first (may be empty)."""
+    def sections(self) -> list[Section]:
+        """Every indexed section, in index order."""
         self.refresh()
-        terms = query_terms(question)
-        if not terms:
+        with self._lock:
+            rows = self._db.execute("SELECT slug, doc_title, title, text FROM sections").fetchall()
+        return [Section(*row) for row in rows]
+
+    def vocabulary(self) -> frozenset[str]:
+        """Every accent-folded word of the documents (titles included)."""
+        self.refresh()
+        if self._vocabulary_of != self._fingerprint:
+            words: set[str] = set()
+            for section in self.sections():
+                text = f"{section.doc_title} {section.title} {section.text}"
+                words.update(TOKEN_RE.findall(fold(text)))
+            self._vocabulary, self._vocabulary_of = frozenset(words), self._fingerprint
+        return self._vocabulary
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the documents change (after ``refresh``)."""
+        return self._fingerprint
+
+    def search(self, question: str, limit: int = 3) -> list[Hit]:
+        """The best sections for ``question`` by BM25, best first (may be empty)."""
+        self.refresh()
+        query = analyse(question)
+        if not query.strong:
             return []
         with self._lock:
             rows = self._db.execute(
                 # Titles weigh more than body text: they name what a section is about.
                 "SELECT slug, doc_title, title, text, -bm25(sections, 0, 4.0, 3.0, 1.0) AS score "
                 "FROM sections WHERE sections MATCH ? ORDER BY score DESC LIMIT ?",
-                (fts_query(terms), limit),
+                (fts_query(list(query.strong), list(query.weak)), limit),
             ).fetchall()
         return [Hit(Section(r[0], r[1], r[2], r[3]), float(r[4])) for r in rows]
-
-    def answer(self, question: str) -> Hit | None:
-        """The best section if it scores at least ``min_score``."""
-        hits = self.search(question, limit=1)
-        return hits[0] if hits and hits[0].score >= self.min_score else None

@@ -65,7 +65,16 @@ async def test_accents_are_folded(service: tuple[str, Path]) -> None:
 
 
 @pytest.mark.parametrize(
-    "question", ["me conta uma piada", "xkcd qwerty zzz", '"NEAR(a b)" OR * - : ^']
+    "question",
+    [
+        "me conta uma piada",
+        "xkcd qwerty zzz",
+        '"NEAR(a b)" OR * - : ^',
+        # Shares "imposto" with the IPTU document, but is the federal government's business.
+        "como declaro imposto de renda",
+        # Only the weak word "casa" in common with "Retirada de móveis e entulho em casa".
+        "minha casa é bonita",
+    ],
 )
 async def test_nonsense_and_query_syntax_get_404_not_an_error(
     service: tuple[str, Path], question: str
@@ -121,4 +130,5 @@ async def test_the_index_is_rebuilt_when_a_document_changes(service: tuple[str, 
             assert r.status == 200
             assert (await r.json())["sources"][0]["url"].endswith("/planetario")
         async with http.get(f"{url}/health") as r:
-            assert (await r.json())["ok"] is True
+            health = await r.json()
+            assert health["ok"] is True and health["ranker"] == "BM25"
