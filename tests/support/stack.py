@@ -199,7 +199,7 @@ def start_ingress(
 ) -> Proc:
     """The webhook ingress (``python -m bot.addons.whatsapp.ingress``) relaying to
     ``rasa_url``, ready when its ``/health`` answers."""
-    argv = [str(VENV_BIN / "python"), "-m", "bot.addons.whatsapp.ingress.app"]
+    argv = [str(VENV_BIN / "python"), "-m", "bot.addons.whatsapp.ingress"]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--rasa-url", rasa_url]
     if credentials is not None:
         argv += ["--credentials", str(credentials)]
