@@ -70,10 +70,8 @@ eval: install train ## Score NLU and knowledge answers on the held-out sets (tun
 test: system-deps lint validate test-unit test-stories test-nlu ## Everything CI runs: lint, validate, pytest (docs included), stories, NLU
 	@echo "make test: all checks passed"
 
-bench: install train ## Benchmarks on a real stack (~12 min): bench/results/results.{md,json}
+bench: install train ## Benchmarks on a real stack (~7-9 min on 2 cores): bench/results/results.{md,json}
 	@mkdir -p bench/results
-	$(VENV)/bin/pytest bench/test_conversion.py -q -p no:cacheprovider \
-		--benchmark-json=bench/results/conversion.json
 	$(PY) -m bench --out bench/results
 
 docs: install ## Build the documentation site (docs/, mkdocs.yml) into site/, failing on any warning

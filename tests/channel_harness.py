@@ -64,6 +64,7 @@ class FakeAgent:
     messages: list[UserMessage] = field(default_factory=list)
     active: dict[str, int] = field(default_factory=dict)
     overlaps: int = 0
+    peak: int = 0  # the most turns running at once, any senders
     also_say: list[str] = field(default_factory=list)  # responses after the echo
     answered: set[str] = field(default_factory=set)  # message ids its "tracker store" holds
 
@@ -79,6 +80,7 @@ class FakeAgent:
         self.active[sender] = self.active.get(sender, 0) + 1
         if self.active[sender] > 1:
             self.overlaps += 1
+        self.peak = max(self.peak, sum(self.active.values()))
         try:
             if self.gate is not None:
                 await self.gate.wait()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bench.__main__ import markdown, rasa_env, tuning
+import bench.__main__ as bench_main
+from bench.__main__ import conversion, markdown, measure_conversion, rasa_env, tuning
 from tests.support.stack import ROOT
 
 
@@ -22,12 +25,15 @@ def test_a_run_names_the_settings_it_changed_and_no_secret(
 
 @pytest.mark.parametrize(
     ("settings", "shown"),
-    [({}, "Channel settings: defaults."), ({"WPP_TURN_THREAD": "false"}, "WPP_TURN_THREAD=false.")],
+    [
+        ({}, "Channel settings: defaults."),
+        ({"WPP_TURN_THREAD": "false"}, "Channel settings: WPP_TURN_THREAD=false."),
+    ],
 )
 def test_the_table_header_shows_the_settings(settings: dict[str, str], shown: str) -> None:
     results = json.loads((ROOT / "bench" / "results" / "results.json").read_text("utf-8"))
     header = markdown({**results, "settings": settings}).splitlines()[0]
-    assert header.endswith(shown)
+    assert f"{shown} Run time: " in header
 
 
 @pytest.mark.parametrize(
@@ -47,3 +53,65 @@ def test_behind_the_ingress_rasa_runs_turns_in_place_unless_told_otherwise(
     assert rasa_env({"A": "1"}, direct=True) == {"A": "1"}
     monkeypatch.setenv("WPP_TURN_THREAD", "true")
     assert rasa_env({"A": "1"}, direct=False)["WPP_TURN_THREAD"] == "true"
+
+
+def results_json() -> dict[str, Any]:
+    return dict(json.loads((ROOT / "bench" / "results" / "results.json").read_text("utf-8")))
+
+
+def test_labels_are_derived_from_the_run_not_written_in() -> None:
+    results = results_json()
+    results["e2e"]["users"] = 3
+    results["overload"]["rate_per_s"] = 5 * results["overload"]["sustainable_per_s"]
+    results["machine"]["cores"] = 4
+    table = markdown(results)
+    assert ", 3 users, A-B-B-A" in table
+    assert f"(5.0× {results['overload']['sustainable_per_s']}/s)" in table
+    assert "(reported; both share 4 cores)" in table
+    assert "8 users" not in table and "10×" not in table and "ceiling" not in table
+
+
+CONVERSION_JSON = {
+    "datetime": "2026-11-01T10:00:00.000000",
+    "benchmarks": [
+        {"name": "test_conversion[text]", "param": "text", "stats": {"median": 8e-6}},
+        {"name": "test_serialisation_alone[text]", "param": "text", "stats": {"median": 4e-6}},
+    ],
+}
+
+
+def test_conversion_figures_say_where_they_come_from(tmp_path: Path) -> None:
+    path = tmp_path / "conversion.json"
+    path.write_text(json.dumps(CONVERSION_JSON), encoding="utf-8")
+    earlier = conversion(path, measured_here=False)
+    assert earlier == {
+        "source": "conversion.json, measured 2026-11-01T10:00:00.000000",
+        "figures": {"text": {"convert_us": 8.0, "serialise_us": 4.0, "ratio": 2.0}},
+    }
+    table = markdown({**results_json(), "conversion": earlier})
+    assert (
+        "| Conversion: text (conversion.json, measured 2026-11-01T10:00:00.000000) | 8.0 µs |"
+        in table
+    )
+    here = markdown({**results_json(), "conversion": conversion(path, measured_here=True)})
+    assert "| Conversion: text | 8.0 µs |" in here
+
+
+def test_a_run_never_reports_a_conversion_file_an_earlier_run_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stale = tmp_path / "conversion.json"
+    stale.write_text(json.dumps(CONVERSION_JSON), encoding="utf-8")
+    ran: list[list[str]] = []
+    # The benchmark itself is not run here (it takes the CPU for a while): only its argv.
+    monkeypatch.setattr(bench_main.subprocess, "run", lambda argv, **_: ran.append(list(argv)))
+    path = measure_conversion(tmp_path)
+    assert not path.exists()  # the earlier file is gone before measuring
+    assert f"--benchmark-json={path}" in ran[0]
+    assert ran[0][-5:] == [
+        str(ROOT / "bench" / "test_conversion.py"),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        f"--benchmark-json={path}",
+    ]

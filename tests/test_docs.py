@@ -28,10 +28,7 @@ HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*\s*$", re.M)
 MAKE_TARGET = re.compile(r"(?:`|^)make ([a-z][a-z0-9-]*)", re.M)
 VARIABLE = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b")
 # Upper-case names the pages mention that are not environment variables of this project.
-NOT_VARIABLES = {
-    # Rasa's own setting, fixed in docker-compose.yml rather than read from .env.
-    "TICKET_LOCK_LIFETIME",
-}
+NOT_VARIABLES: set[str] = set()
 # The interpreter's own: make run prepends a folder to what the caller had.
 INTERPRETER_VARIABLES = {"PYTHONPATH"}
 # Runtime code whose environment reads must all be documented (tests and bench set their own).

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -88,6 +90,10 @@ EXPECTED_MESSAGES: dict[str, tuple[MessageType, str]] = {
     "inbound_text_referral_ctwa": (MessageType.TEXT, None),  # type: ignore[dict-item]
     "inbound_text_referred_product": (MessageType.TEXT, None),  # type: ignore[dict-item]
     "inbound_text_reply_context": (MessageType.TEXT, "replied text"),
+    "inbound_video": (
+        MessageType.VIDEO,
+        '/send_media{"media_type":"video","mime_type":"video/mp4","caption":"Buraco na rua"}',
+    ),
     "inbound_unknown_legacy": (
         MessageType.UNKNOWN,
         '/unsupported_message{"message_type":"unknown"}',
@@ -290,3 +296,16 @@ def test_serpro_status_events_are_statuses() -> None:
 def test_a_serpro_body_without_events_is_refused() -> None:
     with pytest.raises(PayloadError):
         list(serpro_values({"hello": "world"}))
+
+
+def test_every_fixture_sources_md_names_exists_and_every_inbound_fixture_is_named() -> None:
+    folder = Path(__file__).parent / "data" / "whatsapp"
+    sources = (folder / "SOURCES.md").read_text(encoding="utf-8")
+    named = set(
+        re.findall(r"\b((?:inbound|status|outbound|response|error|webhook)_\w+\.json)", sources)
+    )
+    assert sorted(n for n in named if not (folder / n).exists()) == []
+    received = {p.name for p in folder.glob("inbound_*.json")} | {
+        p.name for p in folder.glob("status_*.json")
+    }
+    assert sorted(received - named) == []

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bot.addons.whatsapp.delivery.journal import RedisDedupStore
 from bot.addons.whatsapp.errors import ConfigurationError
 from bot.addons.whatsapp.inbound.signature import RELAY_SIGNATURE_HEADER, relay_signature, sign
 from bot.addons.whatsapp.ingress.app import Ingress, channel_credentials, main
@@ -151,11 +152,32 @@ async def test_a_full_rasa_pushes_back_and_nothing_is_lost_or_run_twice() -> Non
 
 
 async def test_the_ingress_sheds_with_503_when_its_own_queue_is_full() -> None:
-    async with serve_ingress(f"http://127.0.0.1:{free_port()}", queue_size=2) as ingress:
+    port = free_port()  # rasa run is down: the ingress's queue fills
+    async with serve_ingress(f"http://127.0.0.1:{port}", queue_size=2) as ingress:
         statuses = [
             (await ingress.post(text_webhook(f"wamid.S{i}", str(i)))).status for i in range(3)
         ]
         assert statuses == [200, 200, 503]
+        async with serve_channel(port=port) as rasa:  # rasa run is back
+            await eventually(lambda: len(rasa.agent.messages) == 2)
+            # Meta redelivers the refused message: it was not left claimed, so it is taken.
+            assert (await ingress.post(text_webhook("wamid.S2", "2"))).status == 200
+            await eventually(lambda: len(rasa.agent.messages) == 3)
+            await asyncio.sleep(0.1)
+            assert [m.text for m in rasa.agent.messages] == ["0", "1", "2"]
+
+
+async def test_the_ingress_answers_503_while_redis_is_down_and_keeps_nothing() -> None:
+    dead = RedisDedupStore(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    async with (
+        serve_channel() as rasa,
+        serve_ingress(rasa.url, dedup=dead) as ingress,
+    ):
+        answer = await ingress.post(text_webhook("wamid.NR", "oi"))
+        assert (answer.status, await answer.json()) == (503, {"error": "dedup_unavailable"})
+        assert ingress.ingress.relay.depth == 0
+        await asyncio.sleep(0.1)
+        assert rasa.agent.messages == []
 
 
 async def test_shutdown_names_what_it_could_not_relay(caplog: pytest.LogCaptureFixture) -> None:

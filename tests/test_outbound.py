@@ -367,3 +367,61 @@ def test_every_converted_message_respects_the_limits() -> None:
                 and len(r.get("description", "")) <= 72
                 for r in rows
             )
+
+
+def test_an_image_with_a_text_too_long_for_a_caption_goes_as_text_then_the_image() -> None:
+    text = "Informação importante sobre o serviço. " * 30  # 1,170 characters > 1,024
+    assert bodies({"text": text, "image": "https://x.example/mapa.png"}) == [
+        {**ENVELOPE, "type": "text", "text": {"preview_url": False, "body": text.strip()}},
+        {**ENVELOPE, "type": "image", "image": {"link": "https://x.example/mapa.png"}},
+    ]
+
+
+def test_a_webp_attachment_is_sent_as_metas_sticker_body() -> None:
+    expected = fixture("outbound_sticker_link")
+    assert bodies({"attachment": expected["sticker"]["link"]}) == [expected]
+
+
+def test_a_reply_buttons_payload_over_256_characters_gets_a_short_id() -> None:
+    long_payload = '/choose{"service":"' + "x" * 300 + '"}'
+    conversion = convert_response(
+        {"text": "Confirma?", "buttons": [{"title": "Sim", "payload": long_payload}]}
+    )
+    ((short, original),) = conversion.payload_keys.items()
+    assert original == long_payload and len(short) <= limits.REPLY_BUTTON_ID_MAX
+    assert [cloud_body(TO, m) for m in conversion.messages] == [
+        {
+            **ENVELOPE,
+            "type": "interactive",
+            "interactive": {
+                "type": "button",
+                "body": {"text": "Confirma?"},
+                "action": {"buttons": [{"type": "reply", "reply": {"id": short, "title": "Sim"}}]},
+            },
+        }
+    ]
+
+
+def test_a_list_label_over_20_characters_is_cut() -> None:
+    options = ConversionOptions(list_button_label="Escolha um dos serviços")
+    assert bodies({"text": "Escolha", "buttons": buttons(4)}, options) == [
+        {
+            **ENVELOPE,
+            "type": "interactive",
+            "interactive": {
+                "type": "list",
+                "body": {"text": "Escolha"},
+                "action": {
+                    "button": "Escolha um dos serv…",
+                    "sections": [
+                        {
+                            "rows": [
+                                {"id": f'/pick{{"n":{i}}}', "title": f"Opção {i}"}
+                                for i in range(1, 5)
+                            ]
+                        }
+                    ],
+                },
+            },
+        }
+    ]

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,9 +38,10 @@ from tests.whatsapp_fixtures import fixture
 
 WABA = "waba-123"
 TO = "5561999998888"
-GOLDEN = json.loads(
-    (Path(__file__).parent / "data" / "serpro" / "send_bodies.json").read_text(encoding="utf-8")
-)
+DATA = Path(__file__).parent / "data" / "serpro"
+# Written by hand from Serpro's documented bodies (tests/data/serpro/SOURCES.md).
+GOLDEN = json.loads((DATA / "send_bodies.json").read_text(encoding="utf-8"))
+DOCUMENTED = json.loads((DATA / "documented_bodies.json").read_text(encoding="utf-8"))
 
 
 def provider_for(fake: FakeSerpro, secret: str = CLIENT_SECRET) -> SerproProvider:
@@ -90,11 +92,95 @@ def test_every_message_becomes_the_golden_serpro_request() -> None:
     for name, message in MESSAGES.items():
         request = serpro_request(TO, message, WABA)
         assert request is not None
-        assert {
-            "endpoint": request.endpoint,
-            "body": request.body,
-            "degraded": request.degraded,
-        } == GOLDEN[name], name
+        assert {"endpoint": request.endpoint, "body": request.body} == GOLDEN[name], name
+
+
+def shape(value: Any) -> Any:
+    """A body's fields and their JSON types, lists by their first item."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    return type(value).__name__
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_each_golden_body_has_exactly_the_documented_fields(name: str) -> None:
+    golden = GOLDEN[name]
+    documented = DOCUMENTED[golden["endpoint"]]
+    expected = shape(documented["body"])
+    # Fields the documented examples show as optional, where this message uses them.
+    optional = {k: v for k, v in documented.get("optional", {}).items() if "[" not in k}
+    body = shape(golden["body"])
+    for key in set(body) - set(expected):
+        assert key in optional, f"{name}: {key} is not in Serpro's documented body"
+        expected[key] = shape(optional[key])
+    if golden["endpoint"] == "mensagem/media" and "idMedia" in body:
+        del expected["linkMedia"]  # the documented alternative: an uploaded media's id
+    if golden["endpoint"] == "mensagem/template":  # the header carries one of its fields
+        expected["header"] = {k: v for k, v in expected["header"].items() if k in body["header"]}
+    if golden["endpoint"] == "mensagem/interativa-lista":  # rows[].descricao is optional
+        rows = golden["body"]["secoes"][0]["rows"]
+        assert all(set(row) <= {"id", "titulo", "descricao"} for row in rows)
+        body["secoes"][0]["rows"] = [{"id": "str", "titulo": "str"}]
+    assert body == expected, name
+
+
+def test_messages_serpro_has_no_endpoint_for_are_sent_as_text_and_say_so() -> None:
+    request = serpro_request(TO, MESSAGES["cta_url"], WABA)
+    assert request is not None
+    assert (request.endpoint, request.degraded) == ("mensagem/texto", "cta_url sent as text")
+    assert "degraded" not in request.body  # an internal note, logged, never sent
+
+
+async def test_every_golden_request_is_accepted_by_the_fake(
+    serpro: tuple[FakeSerpro, SerproProvider],
+) -> None:
+    fake, provider = serpro
+    for message in MESSAGES.values():
+        await provider.send(TO, message)
+    assert fake.sent == [(g["endpoint"].split("/")[1], g["body"]) for g in GOLDEN.values()]
+    assert fake.refused == []
+
+
+BUTTON = {"id": "/a", "titulo": "A"}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "status"),
+    [
+        ("mensagem/texto", {"destinatario": TO}, 400),  # no body
+        ("mensagem/texto", {"destinatario": TO, "body": 5}, 400),  # not a string
+        ("mensagem/texto", {"body": "oi"}, 400),  # no recipient
+        ("mensagem/interativa-botoes", {"destinatario": TO, "textoBody": "?"}, 400),
+        (
+            "mensagem/interativa-botoes",
+            {"destinatario": TO, "textoBody": "?", "buttons": [BUTTON] * 4},
+            400,
+        ),
+        (
+            "mensagem/interativa-lista",  # no list-button label
+            {"destinatario": TO, "textoBody": "?", "secoes": [{"rows": [BUTTON]}]},
+            400,
+        ),
+        ("mensagem/media", {"destinatario": TO, "tipoMedia": "image"}, 400),  # no media
+        ("mensagem/media", {"destinatario": TO, "tipoMedia": "gif", "linkMedia": "x"}, 400),
+        (
+            "mensagem/template",
+            {"nomeTemplate": "t", "wabaId": WABA, "destinatarios": [], "body": {}},
+            400,
+        ),
+        ("mensagem/carrossel", {"destinatario": TO}, 404),  # no such endpoint
+    ],
+)
+async def test_the_fake_refuses_what_serpros_documented_api_would(
+    serpro: tuple[FakeSerpro, SerproProvider], endpoint: str, body: Any, status: int
+) -> None:
+    fake, provider = serpro
+    with pytest.raises(WhatsAppApiError) as error:
+        await provider.request("POST", f"{provider.api}/requisicao/{endpoint}", json=body)
+    assert error.value.http_status == status
+    assert fake.sent == []
 
 
 def test_the_same_conversion_rules_apply_eleven_buttons_become_two_lists() -> None:

@@ -165,6 +165,7 @@ async def test_one_senders_messages_are_handled_in_order_others_concurrently() -
             assert (await s.post(payload)).status == 200
         await s.settle()
         assert agent.overlaps == 0
+        assert agent.peak == 3  # the three senders' turns ran at the same time
         for sender in ("5561911111111", "5561922222222", "5561933333333"):
             texts = [m.text for m in agent.messages if m.sender_id == sender]
             assert texts == [f"{sender}:{i}" for i in range(8)]
@@ -193,7 +194,13 @@ async def test_shutdown_drains_what_was_acknowledged() -> None:
     async with serve_channel(agent) as s:
         for i in range(10):
             assert (await s.post(text_webhook(f"wamid.d{i}", str(i)))).status == 200
-        await s.channel.drain()
+        draining = asyncio.create_task(s.channel.drain())
+        await asyncio.sleep(0.01)
+        health = await s.http.get(f"{s.url}/webhooks/whatsapp/health")
+        assert health.status == 503  # load balancers stop sending while it drains
+        assert (await health.json())["accepting"] is False
+        assert len(agent.messages) < 10  # still draining
+        await draining
         assert [m.text for m in agent.messages] == [str(i) for i in range(10)]
         late = await s.post(text_webhook("wamid.late", "late"))
         assert late.status == 503

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ class WhatsAppStack:
     graph: FakeGraph
 
     def post_webhook(self, payload: Any) -> int:
+        """One signed delivery; the HTTP status (a 4xx or 5xx is returned, not raised)."""
         body = json.dumps(payload).encode()
         request = urllib.request.Request(
             f"{self.rasa.url}/webhooks/whatsapp/webhook",
@@ -41,8 +43,19 @@ class WhatsAppStack:
                 "X-Hub-Signature-256": sign(E2E_SECRETS["WPP_APP_SECRET"], body),
             },
         )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return int(response.status)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """``/health``: (status, body)."""
+        try:
+            with urllib.request.urlopen(f"{self.rasa.url}/webhooks/whatsapp/health") as answer:
+                return int(answer.status), json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            return int(error.code), json.loads(error.read())
 
     def metrics(self) -> str:
         url = f"{self.rasa.url}/webhooks/whatsapp/metrics"
@@ -64,11 +77,19 @@ class WhatsAppStack:
 
 
 @contextmanager
-def cloud_stack(model: Path, endpoints: Path, name: str) -> Iterator[WhatsAppStack]:
-    """`rasa run` with the Cloud API channel pointed at a fake Graph API in a thread."""
+def cloud_stack(
+    model: Path, endpoints: Path, name: str, env: dict[str, str] | None = None
+) -> Iterator[WhatsAppStack]:
+    """`rasa run` with the Cloud API channel pointed at a fake Graph API in a thread
+    (``env``: extra settings, e.g. ``WPP_QUEUE_SIZE``)."""
     fake = FakeGraph(token=E2E_SECRETS["WPP_AUTHORIZATION_TOKEN"])
     with InThread(lambda: running_graph(fake)) as graph:
-        env = {**E2E_SECRETS, "WPP_API_BASE_URL": graph.url, "WPP_TYPING_INDICATOR": "true"}
+        env = {
+            **E2E_SECRETS,
+            "WPP_API_BASE_URL": graph.url,
+            "WPP_TYPING_INDICATOR": "true",
+            **(env or {}),
+        }
         with start_rasa(
             free_port(),
             env,

@@ -1,4 +1,6 @@
-"""The benchmark's ten-second smoke version: every stage runs and its results hold up.
+"""The benchmark's ten-second smoke version: the single-process stages (ack latency,
+end-to-end, overload, memory; not scale-out, not the conversion benchmark) run and their
+results hold up.
 
 The figures themselves are only checked by ``make bench`` (a full run); here the smoke
 run must complete, write both reports, answer every acknowledged message, never time

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.addons.whatsapp.config import SILENCE_FALLBACK
 from tests.e2e.conftest import cloud_stack
 from tests.e2e.test_cloud_e2e import text_webhook
 from tests.support.stack import (
@@ -135,5 +136,11 @@ def test_with_the_action_server_down_the_whatsapp_user_is_not_left_in_silence(
     with cloud_stack(trained_model, endpoints, "rasa-no-actions") as stack:
         assert stack.post_webhook(question) == 200
         (reply,) = stack.wait_for_sent("5561933332222", 1)
-    assert reply["type"] == "text"
-    assert reply["text"]["body"].startswith("Desculpe")
+    # Exactly the fallback: two of the bot's own responses also start with "Desculpe".
+    assert reply == {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": "+5561933332222",
+        "type": "text",
+        "text": {"body": SILENCE_FALLBACK, "preview_url": False},
+    }

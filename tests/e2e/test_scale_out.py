@@ -1,15 +1,20 @@
-"""Two real `rasa run` processes on a real redis-server behind a round-robin proxy.
+"""Two real `rasa run` processes on a real redis-server behind a round-robin proxy, and
+two webhook ingresses in front of them: the stack docker-compose.yml deploys, in its
+configuration (the turn thread off in `rasa run`, as compose and `make run` set it).
 
 Rasa's RedisLockStore and Redis tracker store (written from REDIS_URL by
 scripts/endpoints.py) and the channel's Redis dedup store and journal are what is tested:
-one conversation spread over both processes, the same webhook to both at once, Redis
-restarting, and one process SIGKILLed in the middle of a burst. The webhook ingress in
-front of them: relaying through the proxy, and SIGKILLed before it could relay. The kill
-test of a rasa process runs last in this module (it leaves one process).
+`rasa run` down behind the ingress (both start while the ingress already acknowledges),
+one conversation spread over both processes, the same webhook to all four processes at
+once, Redis restarting, an adopted message whose turn Rasa's tracker already holds, an
+ingress SIGKILLed before it could relay, and one `rasa run` SIGKILLed in the middle of a
+burst relayed by the ingresses. The kill test runs last in this module (it leaves one
+process).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -27,6 +32,9 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.addons.whatsapp.delivery.journal import RedisDedupStore
+from bot.addons.whatsapp.inbound.events import InboundMessage, message_record
+from bot.addons.whatsapp.inbound.parse import cloud_values, parse_values
 from bot.addons.whatsapp.inbound.signature import sign
 from scripts.endpoints import write_redis_endpoints
 from tests.e2e.conftest import E2E_SECRETS
@@ -49,7 +57,13 @@ class Cluster:
     graph: FakeGraph
     proxy: RoundRobinProxy
     rasas: list[Proc]
+    fronts: list[Proc]  # the two ingresses
     env: dict[str, str]
+    # What the first ingress said while both `rasa run` were still starting.
+    while_down: list[tuple[int, Any]]
+
+
+DOWN_SENDER = "5561900001111"
 
 
 def deliver(url: str, payload: Any, timeout: float = 10) -> tuple[int, Any]:
@@ -124,6 +138,24 @@ def metric(proc: Proc, name: str) -> int:
     return int(match.group(1))
 
 
+def health(proc: Proc) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(f"{proc.url}/webhooks/whatsapp/health", timeout=5) as answer:
+            return int(answer.status), json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def eventually(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {timeout:.0f}s")
+
+
 @pytest.fixture(scope="module")
 def cluster(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     fake = FakeGraph(token=E2E_SECRETS["WPP_AUTHORIZATION_TOKEN"])
@@ -139,27 +171,58 @@ def cluster(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> It
             # Few turns at once per process: a reply in flight when the process is killed
             # (sent, not yet counted in Redis) is the one case that can reach a user twice.
             "WPP_MAX_CONCURRENCY": "2",
+            # As docker-compose.yml and `make run` deploy it: the ingress answers Meta.
+            "WPP_TURN_THREAD": "false",
         }
-        rasas = [
-            start_rasa(
-                free_port(),
-                env,
-                credentials=ROOT / "credentials.yml",
-                endpoints=endpoints,
-                model=trained_model,
-                name=f"rasa-scale-{i}",
-                wait=False,
-            )
-            for i in range(2)
-        ]
+        rasas: list[Proc] = []
+        fronts: list[Proc] = []
         try:
-            for rasa in rasas:
-                wait_ready(rasa)
+            rasas += [
+                start_rasa(
+                    free_port(),
+                    env,
+                    credentials=ROOT / "credentials.yml",
+                    endpoints=endpoints,
+                    model=trained_model,
+                    name=f"rasa-scale-{i}",
+                    wait=False,
+                )
+                for i in range(2)
+            ]
             with InThread(lambda: running_proxy([r.url for r in rasas])) as proxy:
-                yield Cluster(redis, graph, proxy, rasas, env)
+                fronts += [
+                    start_ingress(free_port(), proxy.url, env, name=f"ingress-scale-{i}")
+                    for i in range(2)
+                ]
+                # Both `rasa run` are still loading their model: the ingress acknowledges.
+                while_down = [
+                    deliver(fronts[0].url, text_webhook(f"wamid.EARLY{i}", text, DOWN_SENDER))
+                    for i, (text, _) in enumerate(CONVERSATION)
+                ]
+                eventually(
+                    lambda: health(fronts[0])[1].get("rasa_reachable") is False,
+                    30,
+                    "the ingress noticing rasa run is down",
+                )
+                while_down.append(health(fronts[0]))
+                for rasa in rasas:
+                    wait_ready(rasa)
+                yield Cluster(redis, graph, proxy, rasas, fronts, env, while_down)
         finally:
-            for rasa in rasas:
-                rasa.stop()
+            for proc in [*fronts, *rasas]:
+                proc.stop()
+
+
+def test_with_rasa_down_the_ingress_acknowledges_and_relays_in_order_once_it_is_up(
+    cluster: Cluster,
+) -> None:
+    *posted, (status, body) = cluster.while_down
+    assert posted == [(200, {"status": "ok", "messages": 1})] * len(CONVERSATION)
+    assert status == 200
+    assert body["rasa_reachable"] is False and body["queue_depth"] == len(CONVERSATION)
+    wait_for_replies(cluster.graph, [DOWN_SENDER], len(CONVERSATION), timeout=120)
+    assert replies(cluster.graph, DOWN_SENDER) == [expected for _, expected in CONVERSATION]
+    assert health(cluster.fronts[0])[1]["rasa_reachable"] is True
 
 
 def test_one_conversation_spread_over_two_processes_is_answered_in_order_once(
@@ -167,42 +230,46 @@ def test_one_conversation_spread_over_two_processes_is_answered_in_order_once(
 ) -> None:
     sender = "5561933330001"
     messages = CONVERSATION * 2
+    before = [metric(r, "whatsapp_messages_handled_total") for r in cluster.rasas]
     for i, (text, _) in enumerate(messages):
         assert deliver(cluster.proxy.url, text_webhook(f"wamid.SPREAD{i}", text, sender))[0] == 200
     wait_for_replies(cluster.graph, [sender], len(messages), timeout=90)
     assert replies(cluster.graph, sender) == [expected for _, expected in messages]
-    handled = [metric(r, "whatsapp_messages_handled_total") for r in cluster.rasas]
+    after = [metric(r, "whatsapp_messages_handled_total") for r in cluster.rasas]
+    handled = [a - b for a, b in zip(after, before, strict=True)]
     assert handled == [3, 3]  # really spread: each process answered half of the turns
 
 
-def test_the_same_webhook_delivered_to_both_processes_at_once_is_handled_once(
+def test_the_same_webhook_delivered_to_every_process_at_once_is_handled_once(
     cluster: Cluster,
 ) -> None:
     senders = [f"55619444{i:05d}" for i in range(5)]
-    dropped_before = sum(metric(r, "whatsapp_duplicates_dropped_total") for r in cluster.rasas)
+    every = [*cluster.rasas, *cluster.fronts]
+    dropped_before = sum(metric(p, "whatsapp_duplicates_dropped_total") for p in every)
     with ThreadPoolExecutor(max_workers=8) as pool:
         for i, sender in enumerate(senders):
             payload = text_webhook(f"wamid.TWICE{i}", "oi", sender)
-            targets = [r.url for r in cluster.rasas] * 2  # each process gets it twice
+            targets = [p.url for p in every] * 2  # each ingress and each rasa gets it twice
             statuses = list(pool.map(lambda url, p=payload: deliver(url, p)[0], targets))
-            assert statuses == [200, 200, 200, 200]
+            assert statuses == [200] * 8
     wait_for_replies(cluster.graph, senders, 1, timeout=60)
     assert {s: replies(cluster.graph, s) for s in senders} == {s: ["list"] for s in senders}
-    dropped = sum(metric(r, "whatsapp_duplicates_dropped_total") for r in cluster.rasas)
-    assert dropped - dropped_before == 3 * len(senders)
+    dropped = sum(metric(p, "whatsapp_duplicates_dropped_total") for p in every)
+    assert dropped - dropped_before == 7 * len(senders)
 
 
 def test_while_redis_restarts_the_webhook_answers_503_then_reconnects(cluster: Cluster) -> None:
     sender = "5561955550001"
     cluster.redis.stop()
     try:
-        for rasa in cluster.rasas:  # neither process acknowledges what it cannot protect
-            status, body = deliver(rasa.url, text_webhook("wamid.REDIS1", "oi", sender))
-            assert (status, body) == (503, {"error": "dedup_unavailable"})
+        # No process acknowledges what it cannot protect: neither rasa run nor an ingress.
+        for proc in [*cluster.rasas, *cluster.fronts]:
+            status, body = deliver(proc.url, text_webhook("wamid.REDIS1", "oi", sender))
+            assert (status, body) == (503, {"error": "dedup_unavailable"}), proc.name
     finally:
         cluster.redis.start()
-    deliver_until_accepted(cluster.proxy.url, text_webhook("wamid.REDIS1", "oi", sender))
-    deliver_until_accepted(cluster.proxy.url, text_webhook("wamid.REDIS2", "tchau", sender))
+    deliver_until_accepted(cluster.fronts[0].url, text_webhook("wamid.REDIS1", "oi", sender))
+    deliver_until_accepted(cluster.fronts[1].url, text_webhook("wamid.REDIS2", "tchau", sender))
     wait_for_replies(cluster.graph, [sender], 2, timeout=60)
     assert replies(cluster.graph, sender) == ["list", "utter_goodbye"]
 
@@ -212,15 +279,16 @@ def test_through_the_ingress_and_the_proxy_a_conversation_is_answered_in_order_o
 ) -> None:
     # As docker-compose.yml runs it: Meta ▸ ingress ▸ proxy ▸ either rasa process.
     sender = "5561977770001"
-    with start_ingress(free_port(), cluster.proxy.url, cluster.env, name="ingress-e2e") as front:
-        for i, (text, _) in enumerate(CONVERSATION):
-            payload = text_webhook(f"wamid.INGRESS{i}", text, sender)
-            assert deliver(front.url, payload)[0] == 200
-        assert deliver(front.url, text_webhook("wamid.INGRESS0", "oi", sender))[0] == 200
-        wait_for_replies(cluster.graph, [sender], len(CONVERSATION), timeout=90)
-        assert replies(cluster.graph, sender) == [expected for _, expected in CONVERSATION]
-        assert metric(front, "whatsapp_messages_relayed_total") == len(CONVERSATION)
-        assert metric(front, "whatsapp_duplicates_dropped_total") == 1
+    front = cluster.fronts[1]
+    relayed = metric(front, "whatsapp_messages_relayed_total")
+    dropped = metric(front, "whatsapp_duplicates_dropped_total")
+    for i, (text, _) in enumerate(CONVERSATION):
+        assert deliver(front.url, text_webhook(f"wamid.INGRESS{i}", text, sender))[0] == 200
+    assert deliver(front.url, text_webhook("wamid.INGRESS0", "oi", sender))[0] == 200
+    wait_for_replies(cluster.graph, [sender], len(CONVERSATION), timeout=90)
+    assert replies(cluster.graph, sender) == [expected for _, expected in CONVERSATION]
+    assert metric(front, "whatsapp_messages_relayed_total") - relayed == len(CONVERSATION)
+    assert metric(front, "whatsapp_duplicates_dropped_total") - dropped == 1
 
 
 def test_what_a_killed_ingress_acknowledged_is_answered_by_rasa_once(cluster: Cluster) -> None:
@@ -240,11 +308,45 @@ def test_what_a_killed_ingress_acknowledged_is_answered_by_rasa_once(cluster: Cl
     assert adopted - adopted_before == len(senders)
 
 
+def test_an_adopted_message_whose_turn_rasas_tracker_holds_is_not_answered_again(
+    cluster: Cluster,
+) -> None:
+    sender = "5561999990001"
+    message = text_webhook("wamid.TRACKED", "oi", sender)
+    assert deliver(cluster.fronts[0].url, message)[0] == 200
+    wait_for_replies(cluster.graph, [sender], 1, timeout=60)  # the tracker now holds it
+    adopted_before = sum(metric(r, "whatsapp_messages_adopted_total") for r in cluster.rasas)
+    (inbound,) = parse_values(cloud_values(message)).events
+    assert isinstance(inbound, InboundMessage)
+
+    async def die_before_finishing() -> None:
+        # A process ran the turn, then died before closing its journal entry: its claim
+        # (the finished one, released here) is back in a journal whose lease expires.
+        dead = RedisDedupStore(cluster.redis.url, lease_seconds=1)
+        await dead.keep_alive(adopt=False)
+        await dead.release(inbound.wamid)
+        assert await dead.claim(inbound.wamid, message_record(inbound))
+        await dead.close()
+
+    asyncio.run(die_before_finishing())
+    eventually(
+        lambda: (
+            sum(metric(r, "whatsapp_messages_adopted_total") for r in cluster.rasas)
+            > adopted_before
+        ),
+        30,
+        "the journal adopted",
+    )
+    time.sleep(3)  # had it run the turn again, a second greeting would arrive by now
+    assert replies(cluster.graph, sender) == ["list"]
+
+
 def test_a_process_killed_mid_burst_leaves_nothing_unanswered_and_nothing_twice(
     cluster: Cluster,
 ) -> None:
     senders = [f"55619666{i:05d}" for i in range(30)]
     victim, survivor = cluster.rasas
+    adopted_before = metric(survivor, "whatsapp_messages_adopted_total")
     accepted = 0
     lock = threading.Lock()
 
@@ -252,7 +354,8 @@ def test_a_process_killed_mid_burst_leaves_nothing_unanswered_and_nothing_twice(
         nonlocal accepted
         text, _ = CONVERSATION[round_]
         payload = text_webhook(f"wamid.KILL{round_}.{index}", text, senders[index])
-        deliver_until_accepted(cluster.proxy.url, payload, timeout=120)
+        front = cluster.fronts[index % 2]  # Meta ▸ an ingress ▸ the proxy ▸ a rasa run
+        deliver_until_accepted(front.url, payload, timeout=120)
         with lock:
             accepted += 1
             if accepted == 40:  # mid-burst: 40 of 90 acknowledged, many still queued
@@ -274,4 +377,5 @@ def test_a_process_killed_mid_burst_leaves_nothing_unanswered_and_nothing_twice(
     assert sum(sum(extra.values()) for extra in twice.values()) <= int(
         cluster.env["WPP_MAX_CONCURRENCY"]
     ), twice
-    assert metric(survivor, "whatsapp_messages_adopted_total") > 0  # the journal was used
+    # The victim's journal was adopted by the survivor in this test, not an earlier one.
+    assert metric(survivor, "whatsapp_messages_adopted_total") > adopted_before
