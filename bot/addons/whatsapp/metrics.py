@@ -51,6 +51,9 @@ class Metrics:
     relay_set_aside: Counter[str] = field(default_factory=Counter)
     webhook_fields: Counter[str] = field(default_factory=Counter)
     not_answered: Counter[str] = field(default_factory=Counter)
+    quiet_events: Counter[str] = field(default_factory=Counter)
+    reactions: Counter[str] = field(default_factory=Counter)
+    reaction_feedback: Counter[str] = field(default_factory=Counter)
     handovers: Counter[str] = field(default_factory=Counter)
     preferences: Counter[tuple[str, str]] = field(default_factory=Counter)
     operator_alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -134,6 +137,24 @@ class Metrics:
             "User messages deliberately not answered, by reason.",
             "reason",
             self.not_answered,
+        )
+        by_label(
+            "whatsapp_quiet_events_total",
+            "Events a person would not answer (no reply), by what became of them.",
+            "event",
+            self.quiet_events,
+        )
+        by_label(
+            "whatsapp_reactions_total",
+            "Reactions from citizens, by sentiment (positive, negative, other, removed).",
+            "sentiment",
+            self.reactions,
+        )
+        by_label(
+            "whatsapp_reaction_feedback_total",
+            "Reactions that answered the feedback question, by answer.",
+            "feedback",
+            self.reaction_feedback,
         )
         by_label(
             "whatsapp_handovers_total",
