@@ -274,3 +274,18 @@ async def test_what_a_citizen_expects_an_answer_to_still_gets_one() -> None:
         assert s.agent.messages[0].text == '/unsupported_message{"message_type":"unsupported"}'
         assert len(s.provider.sent) == 1
         assert s.channel.metrics.quiet_events == {}
+
+
+async def test_a_message_and_its_deletion_in_one_webhook_are_both_left_unhandled() -> None:
+    payload = text_webhook("wamid.B", "quero o boleto")
+    revoke = about("inbound_revoke", "wamid.DEL", "wamid.B")
+    messages = payload["entry"][0]["changes"][0]["value"]["messages"]
+    messages.append(revoke["entry"][0]["changes"][0]["value"]["messages"][0])
+    async with serve_channel(RulesAgent()) as s:
+        assert (await s.post(payload)).status == 200
+        await s.settle()
+        await asyncio.sleep(0.05)
+        assert s.agent.messages == []
+        assert s.provider.sent == []
+        assert s.provider.read == []
+        assert s.channel.metrics.quiet_events == {"deleted_before_turn": 1, "revoke_applied": 1}

@@ -145,18 +145,6 @@ class Metrics:
             self.quiet_events,
         )
         by_label(
-            "whatsapp_reactions_total",
-            "Reactions from citizens, by sentiment (positive, negative, other, removed).",
-            "sentiment",
-            self.reactions,
-        )
-        by_label(
-            "whatsapp_reaction_feedback_total",
-            "Reactions that answered the feedback question, by answer.",
-            "feedback",
-            self.reaction_feedback,
-        )
-        by_label(
             "whatsapp_handovers_total",
             "Conversation routing handovers, by type.",
             "type",
@@ -226,6 +214,18 @@ class Metrics:
                 self.relay_set_aside,
             )
             return "\n".join(lines) + "\n"
+        by_label(
+            "whatsapp_reactions_total",
+            "Reactions from citizens, by sentiment (positive, negative, other, removed).",
+            "sentiment",
+            self.reactions,
+        )
+        by_label(
+            "whatsapp_reaction_feedback_total",
+            "Reactions that answered the feedback question, by answer.",
+            "feedback",
+            self.reaction_feedback,
+        )
         for name, help_text, value in (
             ("messages_handled", "User messages handed to Rasa.", self.messages_handled),
             ("handling_errors", "User messages whose turn failed.", self.handling_errors),

@@ -3,10 +3,10 @@
 Marks the message read, turns it into a Rasa ``UserMessage`` (tapped short keys resolved
 back to their payloads), runs Rasa's turn (on the turn thread when there is one), sends a
 polite fallback when the turn produced no response, and finishes the message's journal
-entry whatever happened. Events a person would not answer (:mod:`~bot.addons.whatsapp.
-inbound.quiet`) are not marked read and get no fallback; one deleted before its turn is
-not handled. An adopted message whose turn Rasa's tracker already holds is
-only finished.
+entry whatever happened. Events a person would not answer (reactions, deletions, edits,
+call permission replies: :mod:`bot.addons.whatsapp.inbound.quiet`) are not marked read
+and get no fallback; a message deleted before its turn is not handled. An adopted message
+whose turn Rasa's tracker already holds is only finished.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from bot.addons.whatsapp.inbound.to_rasa import (
     user_text,
     whatsapp_metadata,
 )
-from bot.addons.whatsapp.logs import MASK_FILTER
+from bot.addons.whatsapp.logs import MASK_FILTER, mask_id
 from bot.addons.whatsapp.metrics import Metrics
 from bot.addons.whatsapp.outbound.messages import Text
 from bot.addons.whatsapp.outbound.sender import Sender
@@ -96,7 +96,7 @@ class TurnRunner:
             return  # adopted by another process while it waited here: that one answers
         kind = quiet.quiet_kind(message)
         if kind == quiet.EDIT and self.settings.edits_as_new_messages:
-            # A designer opted in: the edited text is handled as a message of its own.
+            # Opted in (WPP_EDITS_AS_NEW_MESSAGES): the edit is answered as a new message.
             message = quiet.as_edited(message, message)
             answered = True
         else:
@@ -182,7 +182,7 @@ class TurnRunner:
         try:
             tracker = await store.retrieve(sender_id)
         except Exception as exc:
-            logger.warning("Could not read the tracker of %s: %s", sender_id, exc)
+            logger.warning("Could not read the tracker of %s: %s", mask_id(sender_id), exc)
             return None
         for event in reversed(list(getattr(tracker, "events", None) or [])):
             if isinstance(event, BotUttered):
