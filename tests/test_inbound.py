@@ -68,10 +68,46 @@ EXPECTED_MESSAGES: dict[str, tuple[MessageType, str]] = {
         '/share_location{"latitude":12.25089,"longitude":43.90539}',
     ),
     "inbound_order": (MessageType.ORDER, '/unsupported_message{"message_type":"order"}'),
-    "inbound_reaction": (MessageType.REACTION, '/unsupported_message{"message_type":"reaction"}'),
+    "inbound_reaction": (
+        MessageType.REACTION,
+        '/react{"emoji":"😮","reaction":"other","reacted_message_id":"wamid.FAKE0002"}',
+    ),
     "inbound_reaction_removed": (
         MessageType.REACTION,
-        '/unsupported_message{"message_type":"reaction"}',
+        '/react{"reaction":"removed","reacted_message_id":"wamid.FAKE0002"}',
+    ),
+    "inbound_reaction_thumbs_up": (
+        MessageType.REACTION,
+        '/react{"emoji":"👍🏽","reaction":"positive","reacted_message_id":"wamid.FAKE0002"}',
+    ),
+    "inbound_revoke": (
+        MessageType.REVOKE,
+        '/message_deleted{"deleted_message_id":"wamid.FAKE0002"}',
+    ),
+    "inbound_edit_text": (
+        MessageType.EDIT,
+        '/message_edited{"edited_message_id":"wamid.FAKE0002","edited_text":"Text was edited"}',
+    ),
+    "inbound_edit_caption": (
+        MessageType.EDIT,
+        '/message_edited{"edited_message_id":"wamid.FAKE0002","edited_text":"caption"}',
+    ),
+    "inbound_interactive_call_permission_accept": (
+        MessageType.INTERACTIVE,
+        '/call_permission_reply{"call_permission":"accept"}',
+    ),
+    "inbound_interactive_call_permission_reject": (
+        MessageType.INTERACTIVE,
+        '/call_permission_reply{"call_permission":"reject"}',
+    ),
+    # System notices never reach Rasa (the triage drops them); what user_text would give:
+    "inbound_system_user_changed_user_id": (
+        MessageType.SYSTEM,
+        '/unsupported_message{"message_type":"system"}',
+    ),
+    "inbound_system_identity_changed": (
+        MessageType.SYSTEM,
+        '/unsupported_message{"message_type":"system"}',
     ),
     "inbound_sticker": (
         MessageType.STICKER,
@@ -139,7 +175,10 @@ def test_inbound_fixture_becomes_the_expected_user_message(name: str) -> None:
     assert message.type is expected_type
     assert message.wamid == raw["messages"][0]["id"]
     # Without a phone (a username user) the BSUID stands in for it.
-    assert message.wa_id == raw["messages"][0].get("from", raw["messages"][0].get("from_user_id"))
+    sent = raw["messages"][0]
+    # A user_changed_user_id notice names the citizen only by their previous BSUID.
+    sender = sent.get("from") or sent.get("from_user_id") or sent["system"]["previous_user_id"]
+    assert message.wa_id == sender
     assert message.phone_number_id == "100000000000002"
     if expected_text is None:  # plain texts with extra context: the body as sent
         expected_text = raw["messages"][0]["text"]["body"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 
 import pytest
 import yaml
@@ -85,3 +86,44 @@ def test_a_redelivered_webhook_is_answered_once(whatsapp_stack: WhatsAppStack) -
 
     time.sleep(3)
     assert len(whatsapp_stack.wait_for_sent(sender, 1)) == 1
+
+
+def test_a_reaction_and_a_deletion_get_no_reply_and_a_thumb_is_feedback(
+    whatsapp_stack: WhatsAppStack,
+) -> None:
+    """The trained bot's rules answer a reaction and a deletion with silence; a 👍 right
+    after "Essa resposta ajudou?" is counted as that feedback."""
+    sender = "5561955554444"
+    reply = copy.deepcopy(fixture("inbound_interactive_list_reply"))
+    value = reply["entry"][0]["changes"][0]["value"]
+    value["contacts"][0]["wa_id"] = sender
+    value["messages"][0].update({"from": sender, "id": "wamid.E2E.q.pick"})
+    value["messages"][0]["interactive"]["list_reply"] = {
+        "id": '/choose_service{"service":"coleta"}',
+        "title": "Coleta de lixo",
+    }
+    assert whatsapp_stack.post_webhook(reply) == 200
+    whatsapp_stack.wait_for_sent(sender, 2)  # the answer, then "Essa resposta ajudou?"
+
+    for name, wamid in (
+        ("inbound_reaction_thumbs_up", "wamid.E2E.q.react"),
+        ("inbound_revoke", "wamid.E2E.q.revoke"),
+    ):
+        payload = copy.deepcopy(fixture(name))
+        value = payload["entry"][0]["changes"][0]["value"]
+        value["contacts"][0]["wa_id"] = sender
+        value["messages"][0].update({"from": sender, "id": wamid})
+        assert whatsapp_stack.post_webhook(payload) == 200
+    # Turns of one citizen run in order: once "tchau" is answered, both events were handled.
+    assert whatsapp_stack.post_webhook(text_webhook("wamid.E2E.q.bye", "tchau", sender)) == 200
+    whatsapp_stack.wait_for_sent(sender, 3)
+    time.sleep(1.0)  # a stray reply to the reaction or the deletion would show by now
+    sent = whatsapp_stack.wait_for_sent(sender, 3)
+    assert len(sent) == 3
+    assert sent[2]["text"]["body"] == DOMAIN["responses"]["utter_goodbye"][0]["text"]
+    reads = [r["body"].get("message_id") for r in whatsapp_stack.graph.requests]
+    assert "wamid.E2E.q.react" not in reads
+    assert "wamid.E2E.q.revoke" not in reads
+    metrics = whatsapp_stack.metrics()
+    assert 'whatsapp_reaction_feedback_total{feedback="positive"} 1' in metrics
+    assert 'whatsapp_quiet_events_total{event="revoke"} 1' in metrics

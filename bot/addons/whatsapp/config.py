@@ -130,7 +130,10 @@ class InboundIntents:
     location: str = "share_location"
     media: str = "send_media"
     contacts: str = "unsupported_message"
-    reaction: str = "unsupported_message"
+    reaction: str = "react"
+    deleted: str = "message_deleted"
+    edited: str = "message_edited"
+    call_permission: str = "call_permission_reply"
     flow_reply: str = "unsupported_message"
     order: str = "unsupported_message"
     unsupported: str = "unsupported_message"
@@ -190,6 +193,7 @@ class WhatsAppSettings:
     lease_seconds: float = setting("WPP_LEASE_SECONDS", 15.0, REAL, at_least=1)
     turn_thread: bool = setting("WPP_TURN_THREAD", True, FLAG)
     mark_read: bool = setting("WPP_MARK_READ", True, FLAG)
+    edits_as_new_messages: bool = setting("WPP_EDITS_AS_NEW_MESSAGES", False, FLAG)
     typing_indicator: bool = setting("WPP_TYPING_INDICATOR", True, FLAG)
     send_rate_per_second: float = setting(
         "WPP_SEND_RATE_PER_SECOND", float(MESSAGES_PER_SECOND_DEFAULT), REAL, at_least=0.1

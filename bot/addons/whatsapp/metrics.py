@@ -51,6 +51,9 @@ class Metrics:
     relay_set_aside: Counter[str] = field(default_factory=Counter)
     webhook_fields: Counter[str] = field(default_factory=Counter)
     not_answered: Counter[str] = field(default_factory=Counter)
+    quiet_events: Counter[str] = field(default_factory=Counter)
+    reactions: Counter[str] = field(default_factory=Counter)
+    reaction_feedback: Counter[str] = field(default_factory=Counter)
     handovers: Counter[str] = field(default_factory=Counter)
     preferences: Counter[tuple[str, str]] = field(default_factory=Counter)
     operator_alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -136,6 +139,12 @@ class Metrics:
             self.not_answered,
         )
         by_label(
+            "whatsapp_quiet_events_total",
+            "Events a person would not answer (no reply), by what became of them.",
+            "event",
+            self.quiet_events,
+        )
+        by_label(
             "whatsapp_handovers_total",
             "Conversation routing handovers, by type.",
             "type",
@@ -205,6 +214,18 @@ class Metrics:
                 self.relay_set_aside,
             )
             return "\n".join(lines) + "\n"
+        by_label(
+            "whatsapp_reactions_total",
+            "Reactions from citizens, by sentiment (positive, negative, other, removed).",
+            "sentiment",
+            self.reactions,
+        )
+        by_label(
+            "whatsapp_reaction_feedback_total",
+            "Reactions that answered the feedback question, by answer.",
+            "feedback",
+            self.reaction_feedback,
+        )
         for name, help_text, value in (
             ("messages_handled", "User messages handed to Rasa.", self.messages_handled),
             ("handling_errors", "User messages whose turn failed.", self.handling_errors),

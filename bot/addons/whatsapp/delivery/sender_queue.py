@@ -9,14 +9,16 @@ different senders concurrently, up to a limit. Bounded, so a full queue can be r
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
-from bot.addons.whatsapp.inbound.events import InboundMessage
+from bot.addons.whatsapp.inbound import quiet
+from bot.addons.whatsapp.inbound.events import InboundMessage, MessageType
 from bot.addons.whatsapp.logs import mask_phone
 
 logger = logging.getLogger(__name__)
@@ -91,6 +93,21 @@ class Dispatcher(Generic[T]):
         self._idle.clear()
         return True
 
+    def revise(self, key: str, change: Callable[[T], T | None]) -> bool:
+        """Replace the first waiting item of ``key`` that ``change`` changes (it returns
+        None for the items it leaves alone); False when none was changed.
+
+        The item at the front of the queue is left alone: it may be running already.
+        """
+        queue = self._queues.get(key)
+        for index in range(1, len(queue) if queue else 0):
+            assert queue is not None
+            changed = change(queue[index])
+            if changed is not None:
+                queue[index] = changed
+                return True
+        return False
+
     async def _run(self, sender: str) -> None:
         queue = self._queues[sender]
         try:
@@ -139,6 +156,45 @@ class Queued:
     received_at: float
     adopted: bool = False  # taken over from a process that died before finishing it
     already_sent: int = 0  # replies that process had delivered
+    # A deletion or an edit that already did its work on the message it names, which was
+    # still waiting (:func:`settle_on_waiting`): its own turn only finishes it.
+    settled: bool = False
+    revoked: bool = False  # the citizen deleted this message before its turn: not handled
+
+
+def settle_on_waiting(
+    item: Queued, earlier: list[Queued], revise: Callable[[Callable[[Queued], Queued | None]], bool]
+) -> Queued:
+    """A deletion or an edit applied to the message it names, if that one still waits.
+
+    A deleted message that waits (in ``earlier``, the same batch, or through ``revise``,
+    the sender's queue) is marked ``revoked``; an edited one takes the edit's content, so
+    the correction is what gets answered. Either way the deletion or edit comes back
+    ``settled``; any other item, or one whose message was handled already, comes back as
+    it was.
+    """
+    target = quiet.original_id(item.message)
+    if not target:
+        return item
+    is_edit = item.message.type is MessageType.EDIT
+
+    def change(waiting: Queued) -> Queued | None:
+        if waiting.message.wamid != target or waiting.settled:
+            return None
+        if waiting.revoked:  # a redelivered deletion: its work is done already
+            return None if is_edit else waiting
+        if is_edit:
+            return replace(waiting, message=quiet.as_edited(waiting.message, item.message))
+        return replace(waiting, revoked=True)
+
+    for index, waiting in enumerate(earlier):
+        changed = change(waiting)
+        if changed is not None:
+            earlier[index] = changed
+            return replace(item, settled=True)
+    if revise(change):
+        return replace(item, settled=True)
+    return item
 
 
 class DispatchSink:
@@ -165,7 +221,12 @@ class DispatchSink:
         if self.dispatcher is None:
             return False
         now = time.monotonic()
-        return self.dispatcher.submit([Queued(m, now) for m in messages], force=force)
+        dispatcher = self.dispatcher
+        items: list[Queued] = []
+        for message in messages:
+            revise = functools.partial(dispatcher.revise, message.wa_id)
+            items.append(settle_on_waiting(Queued(message, now), items, revise))
+        return dispatcher.submit(items, force=force)
 
     def adopt(self, message: InboundMessage, already_sent: int) -> bool:
         """Queue a message adopted from a dead process; False when there is no room now."""

@@ -31,6 +31,8 @@ class MessageType(str, Enum):
     REACTION = "reaction"
     ORDER = "order"
     SYSTEM = "system"
+    REVOKE = "revoke"  # the citizen deleted a message (Meta: Business app users only)
+    EDIT = "edit"  # the citizen edited a message (Meta: Business app users only)
     UNSUPPORTED = "unsupported"
     UNKNOWN = "unknown"
 

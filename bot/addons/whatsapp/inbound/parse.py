@@ -193,6 +193,10 @@ def _parse_value(value: Mapping[str, Any], result: ParseResult) -> None:
             continue
         wamid = message.get("id")
         phone, user_id = _text(message.get("from")), _text(message.get("from_user_id"))
+        if not (phone or user_id) and message.get("type") == "system":
+            # user_changed_user_id names the citizen only by the BSUID they had.
+            system = message.get("system")
+            user_id = _text(system.get("previous_user_id")) if isinstance(system, Mapping) else ""
         if not isinstance(wamid, str) or not wamid or not (phone or user_id):
             result.problems.append(f"messages[{index}] has no 'id' or no 'from'/'from_user_id'")
             continue

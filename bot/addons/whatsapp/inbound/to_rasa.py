@@ -12,10 +12,17 @@ location                          ``/share_location{"latitude", "longitude",
                                   "location_name", "address"}``
 image, audio, video, document,    ``/send_media{"media_type", "mime_type", "caption"}``
 sticker
-contacts, reaction, flow reply,   ``/unsupported_message{"message_type"}``
-order, unsupported, unknown,
-system
+reaction                          ``/react{"emoji", "reaction", "reacted_message_id"}``
+                                  (+ ``"feedback"``, added by the turn, see
+                                  :mod:`~bot.addons.whatsapp.inbound.quiet`)
+deleted message (``revoke``)      ``/message_deleted{"deleted_message_id"}``
+edited message (``edit``)         ``/message_edited{"edited_message_id", "edited_text"}``
+call permission reply             ``/call_permission_reply{"call_permission"}``
+contacts, flow reply, order,      ``/unsupported_message{"message_type"}``
+unsupported, unknown
 ================================  =====================================================
+
+System notices never reach Rasa (:mod:`~bot.addons.whatsapp.inbound.triage`).
 
 The raw details (media id, flow response, shared contacts, …) are in
 ``metadata["whatsapp"]`` for actions to use.
@@ -28,6 +35,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.addons.whatsapp.config import InboundIntents
+from bot.addons.whatsapp.inbound import quiet
 from bot.addons.whatsapp.inbound.events import InboundMessage, MessageType
 
 MEDIA_TYPES = {
@@ -64,6 +72,22 @@ def reply_id(message: InboundMessage) -> str | None:
     return None
 
 
+def reaction_text(message: InboundMessage, intents: InboundIntents, feedback: str = "") -> str:
+    """``/react{"emoji", "reaction", "reacted_message_id", "feedback"}``; ``feedback``
+    (``positive``/``negative``) only when the turn found the reaction answers the feedback
+    question."""
+    emoji = quiet.reaction_emoji(message)
+    return intent_payload(
+        intents.reaction,
+        {
+            "emoji": emoji,
+            "reaction": quiet.reaction_sentiment(emoji),
+            "reacted_message_id": quiet.reacted_message_id(message),
+            "feedback": feedback,
+        },
+    )
+
+
 def user_text(message: InboundMessage, intents: InboundIntents) -> str:
     """The text Rasa receives for ``message`` (see the module table)."""
     kind = message.type
@@ -77,6 +101,11 @@ def user_text(message: InboundMessage, intents: InboundIntents) -> str:
         nfm = interactive.get("nfm_reply")
         if isinstance(nfm, Mapping):
             return intent_payload(intents.flow_reply, {"message_type": "flow_reply"})
+        if quiet.quiet_kind(message) == quiet.CALL_PERMISSION_REPLY:
+            return intent_payload(
+                intents.call_permission,
+                {"call_permission": quiet.call_permission_response(message)},
+            )
         return intent_payload(intents.unsupported, {"message_type": "interactive"})
     if kind is MessageType.BUTTON:
         button = _section(message, "button")
@@ -102,9 +131,20 @@ def user_text(message: InboundMessage, intents: InboundIntents) -> str:
                 "caption": media.get("caption"),
             },
         )
+    if kind is MessageType.REACTION:
+        return reaction_text(message, intents)
+    if kind is MessageType.REVOKE:
+        return intent_payload(intents.deleted, {"deleted_message_id": quiet.original_id(message)})
+    if kind is MessageType.EDIT:
+        return intent_payload(
+            intents.edited,
+            {
+                "edited_message_id": quiet.original_id(message),
+                "edited_text": quiet.edited_text(message),
+            },
+        )
     intent = {
         MessageType.CONTACTS: intents.contacts,
-        MessageType.REACTION: intents.reaction,
         MessageType.ORDER: intents.order,
     }.get(kind, intents.unsupported)
     return intent_payload(intent, {"message_type": str(message.data.get("type", kind.value))})
@@ -142,7 +182,18 @@ def whatsapp_metadata(message: InboundMessage) -> dict[str, Any]:
         }
         if message.type is MessageType.AUDIO:
             meta["media"]["voice"] = bool(media.get("voice"))
-    for key in ("location", "contacts", "reaction", "order", "interactive", "button", "system"):
+    for key in (
+        "location",
+        "contacts",
+        "reaction",
+        "order",
+        "interactive",
+        "button",
+        "system",
+        "revoke",
+        "edit",
+        "edited",
+    ):
         if key in data:
             meta[key] = data[key]
     if "errors" in data:

@@ -168,6 +168,11 @@ class Triage:
             ids = Identifiers(message.phone, message.user_id, message.parent_user_id)
             key = await self.state.identities.resolve(ids) if ids else message.wa_id
             await self._link_number_change(message)
+            if message.type is MessageType.SYSTEM:
+                # A notice about the citizen, not from them: nothing to answer.
+                self.metrics.quiet_events["system"] += 1
+                logger.info("System notice %s: identities updated, not answered", message.wamid)
+                continue
             owner = await self.state.routing.owner(key)
             if owner is not None:
                 self.metrics.not_answered["other_app_owns_thread"] += 1
