@@ -23,6 +23,7 @@ from bot.addons.whatsapp.errors import ConfigurationError
 from bot.addons.whatsapp.limits import MESSAGES_PER_SECOND_DEFAULT
 
 ProviderName = Literal["cloud", "serpro"]
+VoiceBackend = Literal["none", "local", "api"]
 
 SILENCE_FALLBACK = (
     "Desculpe, tive um problema para responder agora. Tente de novo em alguns minutos."
@@ -60,6 +61,13 @@ def _provider(text: str) -> ProviderName:
     raise ValueError(text)
 
 
+def _voice_backend(text: str) -> VoiceBackend:
+    name = text.lower() or "none"
+    if name in get_args(VoiceBackend):
+        return cast(VoiceBackend, name)
+    raise ValueError(text)
+
+
 TEXT = Parser(str, "text")
 URL = Parser(lambda text: text.rstrip("/"), "a URL")
 PATH = Parser(lambda text: text.strip("/"), "a path")
@@ -68,6 +76,7 @@ WHOLE = Parser(int, "a number")
 ID = Parser(lambda text: int(text) if text else 0, "a number")  # empty: not set
 REAL = Parser(float, "a number")
 PROVIDER = Parser(_provider, "'cloud' or 'serpro'")
+VOICE_BACKEND = Parser(_voice_backend, "'none', 'local' or 'api'")
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,10 @@ class InboundIntents:
     flow_reply: str = "unsupported_message"
     order: str = "unsupported_message"
     unsupported: str = "unsupported_message"
+    # Voice notes (docs/operators/voice.md): a transcript below the confidence threshold,
+    # and a note that could not be transcribed.
+    voice_confirm: str = "voice_confirm"
+    voice_failed: str = "voice_failed"
 
     @classmethod
     def from_credentials(cls, given: Any) -> InboundIntents:
@@ -212,6 +225,19 @@ class WhatsAppSettings:
     chatwoot_timeout: float = setting("CHATWOOT_TIMEOUT", 5.0, REAL, at_least=0.1)
     handoff_resume_words: str = setting("HANDOFF_RESUME_WORDS", "menu,voltar ao robô")
     handoff_agent_timeout: float = setting("HANDOFF_AGENT_TIMEOUT", 600.0, REAL, at_least=1)
+    # Voice notes (docs/operators/voice.md): transcribed when a backend is configured.
+    voice_backend: VoiceBackend = setting("WPP_VOICE_BACKEND", "none", VOICE_BACKEND)
+    voice_model_path: str = setting("WPP_VOICE_MODEL_PATH", "")
+    voice_model_sha256: str = setting("WPP_VOICE_MODEL_SHA256", "")
+    voice_api_url: str = setting("WPP_VOICE_API_URL", "", URL)
+    voice_api_token: str = setting("WPP_VOICE_API_TOKEN", "", secret=True)
+    voice_api_model: str = setting("WPP_VOICE_API_MODEL", "whisper-1")
+    voice_language: str = setting("WPP_VOICE_LANGUAGE", "pt")
+    voice_timeout: float = setting("WPP_VOICE_TIMEOUT", 30.0, REAL, at_least=0.1)
+    voice_max_seconds: float = setting("WPP_VOICE_MAX_SECONDS", 120.0, REAL, at_least=1)
+    voice_workers: int = setting("WPP_VOICE_WORKERS", 1, WHOLE, at_least=1)
+    voice_threads: int = setting("WPP_VOICE_THREADS", 1, WHOLE, at_least=1)
+    voice_confirm_below: float = setting("WPP_VOICE_CONFIRM_BELOW", 0.5, REAL, at_least=0)
     intents: InboundIntents = field(default_factory=InboundIntents)
 
     @property
@@ -258,6 +284,12 @@ class WhatsAppSettings:
                 for name, row in SETTINGS.items()
                 if name in HANDOFF_REQUIRED and not values.get(name)
             ]
+        backend = values.get("voice_backend", "none")
+        missing += [
+            row.variable
+            for name, row in SETTINGS.items()
+            if name in VOICE_REQUIRED.get(backend, ()) and not values.get(name)
+        ]
         if missing:
             raise ConfigurationError(
                 f"The WhatsApp channel ({provider}) cannot start: set the environment "
@@ -285,6 +317,11 @@ HANDOFF_REQUIRED: Final = (
     "chatwoot_api_token",
     "chatwoot_webhook_secret",
 )
+# What each voice backend cannot work without.
+VOICE_REQUIRED: Final[dict[str, tuple[str, ...]]] = {
+    "local": ("voice_model_path", "voice_model_sha256"),
+    "api": ("voice_api_url",),
+}
 SERPRO_REQUIRED: Final = {
     name: row.variable for name, row in SETTINGS.items() if row.required_by == "serpro"
 }

@@ -21,7 +21,7 @@ from bot.addons.whatsapp.config import WhatsAppSettings
 from bot.addons.whatsapp.delivery.progress import Journal, TurnProgress
 from bot.addons.whatsapp.delivery.sender_queue import Queued
 from bot.addons.whatsapp.delivery.turn_thread import TurnThread
-from bot.addons.whatsapp.inbound.events import InboundMessage
+from bot.addons.whatsapp.inbound.events import InboundMessage, MessageType
 from bot.addons.whatsapp.inbound.to_rasa import reply_id, user_text, whatsapp_metadata
 from bot.addons.whatsapp.logs import MASK_FILTER
 from bot.addons.whatsapp.metrics import Metrics
@@ -32,6 +32,7 @@ from bot.addons.whatsapp.providers.base import Provider
 
 if TYPE_CHECKING:
     from bot.addons.whatsapp.handoff.service import Handoff
+    from bot.addons.whatsapp.voice.service import VoiceNotes
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class TurnRunner:
     """
 
     handoff: Handoff | None = None  # set by the channel: paused conversations go to Chatwoot
+    voice: VoiceNotes | None = None  # set by the channel when a voice backend is configured
 
     def __init__(
         self,
@@ -90,8 +92,13 @@ class TurnRunner:
             return
         try:
             text = user_text(message, self.settings.intents)
+            metadata = whatsapp_metadata(message)
             if reply_id(message) is not None:
                 text = await self.payloads.resolve(text)
+            elif self.voice is not None and message.type is MessageType.AUDIO:
+                # Inside the turn: this sender's later messages wait for the transcript.
+                text, heard = await self.voice.understand(message, self.provider)
+                metadata.update(heard)
             await self.turns.run(
                 self.on_new_message(
                     UserMessage(
@@ -100,7 +107,7 @@ class TurnRunner:
                         sender_id=message.wa_id,
                         input_channel=CHANNEL_NAME,
                         message_id=message.wamid,
-                        metadata={"whatsapp": whatsapp_metadata(message)},
+                        metadata={"whatsapp": metadata},
                     )
                 )
             )
