@@ -18,10 +18,11 @@ import pytest
 
 from bot.addons.whatsapp.config import InboundIntents, WhatsAppSettings
 from bot.addons.whatsapp.errors import ConfigurationError
+from bot.addons.whatsapp.metrics import Metrics
 from bot.addons.whatsapp.providers.cloud.client import CloudProvider
 from bot.addons.whatsapp.voice.audio import Audio, NotHeard, decode
 from bot.addons.whatsapp.voice.backends import Heard, check_model, confidence
-from bot.addons.whatsapp.voice.service import rasa_text, voice_metadata
+from bot.addons.whatsapp.voice.service import VoiceNotes, rasa_text, voice_metadata
 from tests.channel_harness import FakeAgent, RecordingProvider, Served, serve_channel, settings
 from tests.fakes.graph import FakeGraph, running_graph
 from tests.fakes.transcription import FakeTranscriber, Said, running_transcriber
@@ -119,14 +120,20 @@ def test_no_voice_backend_is_configured_by_default() -> None:
     [
         ({"WPP_VOICE_BACKEND": "local"}, "WPP_VOICE_MODEL_PATH, WPP_VOICE_MODEL_SHA256"),
         ({"WPP_VOICE_BACKEND": "api"}, "WPP_VOICE_API_URL"),
-        ({"WPP_VOICE_BACKEND": "cloud"}, "WPP_VOICE_BACKEND must be 'none', 'local' or 'api'"),
     ],
 )
-def test_a_voice_backend_without_its_settings_names_the_missing_variables(
+def test_a_voice_backend_without_its_settings_stops_the_start_naming_the_variables(
     env: dict[str, str], named: str
 ) -> None:
     with pytest.raises(ConfigurationError, match=named):
-        WhatsAppSettings.from_credentials({}, _env(**env))
+        VoiceNotes.from_settings(WhatsAppSettings.from_credentials({}, _env(**env)), Metrics())
+
+
+def test_an_unknown_voice_backend_is_named() -> None:
+    with pytest.raises(
+        ConfigurationError, match="WPP_VOICE_BACKEND must be 'none' or 'local' or 'api'"
+    ):
+        WhatsAppSettings.from_credentials({}, _env(WPP_VOICE_BACKEND="cloud"))
 
 
 def test_a_local_model_that_is_not_the_configured_one_stops_the_start(tmp_path: Path) -> None:
@@ -196,7 +203,7 @@ async def voice_channel(
             **overrides,
         }
         cloud = CloudProvider.from_settings(settings(api_base_url=graph.url, api_version="v26.0"))
-        async with serve_channel(agent, provider=GraphMedia(cloud), **values) as served:
+        async with serve_channel(agent, transport=GraphMedia(cloud), **values) as served:
             yield served, graph, transcriber
 
 
@@ -292,7 +299,7 @@ async def test_a_burst_of_notes_keeps_its_order_and_other_citizens_are_not_held_
             transcriber.say(content, Said(f"nota {index}", delay=0.2 - index * 0.015))
         cloud = CloudProvider.from_settings(settings(api_base_url=graph.url))
         async with serve_channel(
-            provider=GraphMedia(cloud),
+            transport=GraphMedia(cloud),
             voice_backend="api",
             voice_api_url=transcriber.url,
             voice_api_token=TOKEN,

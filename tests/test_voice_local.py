@@ -50,7 +50,7 @@ async def test_a_voice_note_from_the_graph_api_reaches_the_bot_as_whisper_heard_
             graph.media[name] = (CLIP[name], OGG)
         cloud = CloudProvider.from_settings(settings(api_base_url=graph.url))
         async with serve_channel(
-            provider=GraphMedia(cloud),
+            transport=GraphMedia(cloud),
             voice_backend="local",
             voice_model_path=path,
             voice_model_sha256=digest,

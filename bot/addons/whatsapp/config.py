@@ -17,10 +17,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Final, Literal, TypeVar, cast, get_args
+from typing import Any, Final, Literal, TypeVar, get_args
 
 from bot.addons.whatsapp.errors import ConfigurationError
+from bot.addons.whatsapp.inbound.intents import InboundIntents
 from bot.addons.whatsapp.limits import MESSAGES_PER_SECOND_DEFAULT
+
+__all__ = ["InboundIntents", "WhatsAppSettings"]  # InboundIntents: inbound/intents.py
 
 ProviderName = Literal["cloud", "serpro"]
 VoiceBackend = Literal["none", "local", "api"]
@@ -54,18 +57,16 @@ def _flag(text: str) -> bool:
     raise ValueError(text)
 
 
-def _provider(text: str) -> ProviderName:
-    name = text.lower()
-    if name in get_args(ProviderName):
-        return cast(ProviderName, name)
-    raise ValueError(text)
+def _one_of(kind: Any) -> Parser:
+    """A parser for one of the names of a ``Literal`` type (any case)."""
+    names = get_args(kind)
 
+    def convert(text: str) -> Any:
+        if text.lower() in names:
+            return text.lower()
+        raise ValueError(text)
 
-def _voice_backend(text: str) -> VoiceBackend:
-    name = text.lower() or "none"
-    if name in get_args(VoiceBackend):
-        return cast(VoiceBackend, name)
-    raise ValueError(text)
+    return Parser(convert, " or ".join(f"'{name}'" for name in names))
 
 
 TEXT = Parser(str, "text")
@@ -75,8 +76,8 @@ FLAG = Parser(_flag, "true or false")
 WHOLE = Parser(int, "a number")
 ID = Parser(lambda text: int(text) if text else 0, "a number")  # empty: not set
 REAL = Parser(float, "a number")
-PROVIDER = Parser(_provider, "'cloud' or 'serpro'")
-VOICE_BACKEND = Parser(_voice_backend, "'none', 'local' or 'api'")
+PROVIDER = _one_of(ProviderName)
+VOICE_BACKEND = _one_of(VoiceBackend)
 
 
 @dataclass(frozen=True)
@@ -126,43 +127,6 @@ def setting(
     """A settings field: one row of the table (secrets are kept out of ``repr``)."""
     row = Setting(variable, parser, at_least, required_by)
     return field(default=default, repr=not secret, metadata={SETTING: row})
-
-
-@dataclass(frozen=True)
-class InboundIntents:
-    """Intent names the channel gives the bot for messages that are not text.
-
-    Designers write stories for these; each can be renamed in ``credentials.yml``
-    (key ``intents``).
-    """
-
-    location: str = "share_location"
-    media: str = "send_media"
-    contacts: str = "unsupported_message"
-    reaction: str = "unsupported_message"
-    flow_reply: str = "unsupported_message"
-    order: str = "unsupported_message"
-    unsupported: str = "unsupported_message"
-    # Voice notes (docs/operators/voice.md): a transcript below the confidence threshold,
-    # and a note that could not be transcribed.
-    voice_confirm: str = "voice_confirm"
-    voice_failed: str = "voice_failed"
-
-    @classmethod
-    def from_credentials(cls, given: Any) -> InboundIntents:
-        """The intents under ``intents:`` in ``credentials.yml``; an unknown key is named."""
-        if not given:
-            return cls()
-        if not isinstance(given, Mapping):
-            raise ConfigurationError(f"credentials.yml: 'intents' must be a mapping, not {given!r}")
-        known = [spec.name for spec in fields(cls)]
-        unknown = sorted(str(key) for key in given if key not in known)
-        if unknown:
-            raise ConfigurationError(
-                f"credentials.yml: unknown key{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(unknown)} under 'intents' (known: {', '.join(known)})"
-            )
-        return cls(**{key: str(value) for key, value in given.items()})
 
 
 @dataclass(frozen=True)
@@ -284,12 +248,6 @@ class WhatsAppSettings:
                 for name, row in SETTINGS.items()
                 if name in HANDOFF_REQUIRED and not values.get(name)
             ]
-        backend = values.get("voice_backend", "none")
-        missing += [
-            row.variable
-            for name, row in SETTINGS.items()
-            if name in VOICE_REQUIRED.get(backend, ()) and not values.get(name)
-        ]
         if missing:
             raise ConfigurationError(
                 f"The WhatsApp channel ({provider}) cannot start: set the environment "
@@ -317,11 +275,6 @@ HANDOFF_REQUIRED: Final = (
     "chatwoot_api_token",
     "chatwoot_webhook_secret",
 )
-# What each voice backend cannot work without.
-VOICE_REQUIRED: Final[dict[str, tuple[str, ...]]] = {
-    "local": ("voice_model_path", "voice_model_sha256"),
-    "api": ("voice_api_url",),
-}
 SERPRO_REQUIRED: Final = {
     name: row.variable for name, row in SETTINGS.items() if row.required_by == "serpro"
 }

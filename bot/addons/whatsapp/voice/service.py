@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 
 from bot.addons.whatsapp.config import InboundIntents, WhatsAppSettings
+from bot.addons.whatsapp.errors import ConfigurationError
 from bot.addons.whatsapp.inbound.events import InboundMessage
 from bot.addons.whatsapp.inbound.to_rasa import intent_payload
 from bot.addons.whatsapp.metrics import Metrics
@@ -89,8 +90,23 @@ class VoiceNotes:
         """The service for ``WPP_VOICE_BACKEND``, None for ``none``.
 
         Raises:
-            ConfigurationError: the local model is missing or not the configured one.
+            ConfigurationError: naming a missing variable, or the local model is missing or
+                not the configured one.
         """
+        required = {
+            "local": {
+                "WPP_VOICE_MODEL_PATH": settings.voice_model_path,
+                "WPP_VOICE_MODEL_SHA256": settings.voice_model_sha256,
+            },
+            "api": {"WPP_VOICE_API_URL": settings.voice_api_url},
+        }.get(settings.voice_backend, {})
+        missing = [variable for variable, value in required.items() if not value]
+        if missing:
+            raise ConfigurationError(
+                f"WPP_VOICE_BACKEND={settings.voice_backend} cannot start: set the environment "
+                f"variable{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+                "(see variables.env.example)"
+            )
         backend: LocalWhisper | ApiWhisper
         if settings.voice_backend == "local":
             backend = LocalWhisper(
