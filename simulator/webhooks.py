@@ -147,4 +147,12 @@ def user_message(action: dict[str, Any]) -> dict[str, Any]:
         if action.get("caption"):
             image["caption"] = str(action["caption"])
         return {"type": "image", "image": image}
+    if kind == "audio":  # a voice note recorded in WhatsApp, or an audio file
+        audio = {
+            "mime_type": str(action.get("mime_type") or "audio/ogg; codecs=opus"),
+            "sha256": "SIMULATED",
+            "id": str(action["media_id"]),
+            "voice": bool(action.get("voice", True)),
+        }
+        return {"type": "audio", "audio": audio}
     raise ValueError(f"unknown action kind {kind!r}")

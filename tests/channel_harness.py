@@ -155,7 +155,7 @@ async def serve_channel(
     configure: Callable[[WhatsAppSettings], WhatsAppSettings] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Served]:
-    provider = RecordingProvider()
+    provider = overrides.pop("transport", None) or RecordingProvider()
     dedup = overrides.pop("dedup", None)
     payloads = overrides.pop("payloads", None)
     cors = overrides.pop("cors", None)

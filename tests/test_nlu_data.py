@@ -32,6 +32,7 @@ CHANNEL_INTENTS = {
     "message_edited",
     "call_permission_reply",
     "voice_confirm",
+    "voice_rejected",
     "voice_failed",
 }
 

@@ -25,6 +25,7 @@ INVALID = json.loads(
     )
 )
 SECRET, TOKEN = "sim-app-secret", "sim-access-token"
+VOICE_NOTE = (Path(__file__).resolve().parent / "data" / "voice" / "bom_dia.ogg").read_bytes()
 
 
 @pytest.mark.parametrize("case", INVALID, ids=[c["rule"] for c in INVALID])
@@ -114,6 +115,10 @@ def shape(value: Any) -> Any:
         (
             {"kind": "image", "media_id": "100000000000499", "mime_type": "image/png"},
             "inbound_image_no_url",
+        ),
+        (
+            {"kind": "audio", "media_id": "100000000000500", "mime_type": "audio/ogg"},
+            "inbound_audio_voice",
         ),
     ],
 )
@@ -301,3 +306,39 @@ def test_typing_lasts_25_seconds_at_most() -> None:
     assert sim.typing_on("5561999990001")
     now[0] += 0.2
     assert not sim.typing_on("5561999990001")
+
+
+async def test_an_uploaded_audio_file_is_sent_as_a_voice_note_the_channel_can_download(
+    sim: Running,
+) -> None:
+    ogg = VOICE_NOTE
+    upload = await sim.http.post(
+        f"{sim.url}/api/upload", data=ogg, headers={"Content-Type": "audio/ogg"}
+    )
+    media_id = (await upload.json())["id"]
+    answer = await sim.http.post(
+        f"{sim.url}/api/send",
+        json={
+            "from": "5561999990001",
+            "kind": "audio",
+            "media_id": media_id,
+            "mime_type": "audio/ogg",
+        },
+    )
+    assert answer.status == 200
+    ((raw, _signature),) = sim.channel.received
+    message = json.loads(raw)["entry"][0]["changes"][0]["value"]["messages"][0]
+    assert message["type"] == "audio"
+    assert message["audio"] == {
+        "mime_type": "audio/ogg",
+        "sha256": "SIMULATED",
+        "id": media_id,
+        "voice": True,
+    }
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    info = await (await sim.http.get(f"{sim.url}/v26.0/{media_id}", headers=auth)).json()
+    assert info["mime_type"] == "audio/ogg"
+    download = await sim.http.get(
+        info["url"].replace("http://localhost:5100", sim.url), headers=auth
+    )
+    assert await download.read() == ogg

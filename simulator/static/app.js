@@ -62,6 +62,7 @@ function renderUser(item) {
   else if (b.type === "interactive") html = escapeHtml((b.interactive.button_reply || b.interactive.list_reply).title);
   else if (b.type === "location") html = `📍 ${b.location.latitude.toFixed(5)}, ${b.location.longitude.toFixed(5)}`;
   else if (b.type === "image") html = `<div class="media"><img alt="imagem enviada" src="/media/${escapeHtml(b.image.id)}"></div>`;
+  else if (b.type === "audio") html = `<div class="media"><audio controls aria-label="áudio enviado" src="/media/${escapeHtml(b.audio.id)}"></audio></div>`;
   const bubble = el("div", "bubble user", html);
   bubble.appendChild(el("div", "meta", `${time(item)}${ticks(item)}`));
   if (item.errors.length) bubble.appendChild(el("div", "footer-text", escapeHtml(item.errors.join("; "))));
@@ -188,7 +189,8 @@ document.getElementById("file").addEventListener("change", async (e) => {
   const file = e.target.files[0];
   const content = file ? file : await (await fetch("/static/sample.png")).blob();
   const upload = await (await fetch("/api/upload", { method: "POST", headers: { "Content-Type": content.type || "image/png" }, body: content })).json();
-  send({ kind: "image", media_id: upload.id, mime_type: content.type || "image/png" });
+  if ((content.type || "").startsWith("audio/")) send({ kind: "audio", media_id: upload.id, mime_type: content.type });
+  else send({ kind: "image", media_id: upload.id, mime_type: content.type || "image/png" });
   e.target.value = "";
 });
 document.getElementById("sheet-close").addEventListener("click", () => { sheet.hidden = true; });

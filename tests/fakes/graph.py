@@ -65,6 +65,7 @@ class FakeGraph:
     requests: list[dict[str, Any]] = field(default_factory=list)
     script: deque[Scripted] = field(default_factory=deque)
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    media_requests: list[str] = field(default_factory=list)  # media ids asked for, in order
     url: str = ""
     down_until: float = 0.0  # time.monotonic() before which every send answers 503
     _ids: Any = field(default_factory=lambda: itertools.count(1))
@@ -132,6 +133,9 @@ class FakeGraph:
 
     async def media_info(self, request: web.Request) -> web.Response:
         media_id = request.match_info["media_id"]
+        self.media_requests.append(media_id)
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return web.json_response(graph_error("Invalid OAuth access token.", 190), status=401)
         if media_id not in self.media:
             return web.json_response(
                 {"error": {"message": "Unsupported get request", "code": 100}}, status=400

@@ -52,6 +52,7 @@ from bot.addons.whatsapp.outbound.short_keys import PayloadStore, create_payload
 from bot.addons.whatsapp.output import WhatsAppOutput
 from bot.addons.whatsapp.providers import create_provider
 from bot.addons.whatsapp.providers.base import Provider
+from bot.addons.whatsapp.voice.service import VoiceNotes
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class WhatsAppInput(InputChannel):
         self.journal = Journal(self.dedup)
         self.lease = Lease(self.dedup, settings.lease_seconds, self.metrics, self._adopt)
         self.handoff = Handoff(settings, self.metrics, self.sender, self.dedup, self.options)
+        self.voice = VoiceNotes.from_settings(settings, self.metrics)  # checks the model
         self._runner: TurnRunner | None = None
         self._app: Any = None  # the Sanic app: its agent's tracker store tells finished turns
         self._started = False
@@ -135,9 +137,9 @@ class WhatsAppInput(InputChannel):
         """
         try:
             settings = WhatsAppSettings.from_credentials(credentials)
+            return cls(settings)
         except ConfigurationError as error:
             raise InvalidConfigException(str(error)) from error
-        return cls(settings)
 
     def get_output_channel(self, progress: TurnProgress | None = None) -> WhatsAppOutput:
         return WhatsAppOutput(self.sender, self.payloads, self.options, progress)
@@ -158,6 +160,11 @@ class WhatsAppInput(InputChannel):
                 self.settings.provider,
                 self.settings.phone_number_id or self.settings.serpro_client_id,
             )
+            logger.info(
+                "Voice notes: backend=%s%s",
+                self.settings.voice_backend,
+                "" if self.voice else " (a voice note gets a reply asking to type)",
+            )
 
     async def drain(self) -> None:
         """Stop accepting; finish what was acknowledged (server stop)."""
@@ -173,6 +180,8 @@ class WhatsAppInput(InputChannel):
         if self._runner is not None:
             await self._runner.close()
         await self.handoff.close()
+        if self.voice is not None:
+            await self.voice.close()
         self.turns.stop()
         await self.sender.close()
         await self.dedup.close()
@@ -204,6 +213,7 @@ class WhatsAppInput(InputChannel):
             on_new_message,
         )
         self._runner.handoff = self.handoff
+        self._runner.voice = self.voice
         self.handoff.bind(
             lambda: self._app.ctx.agent,
             bot_turns(self.turns, on_new_message, self.get_output_channel),

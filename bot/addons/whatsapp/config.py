@@ -17,12 +17,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Final, Literal, TypeVar, cast, get_args
+from typing import Any, Final, Literal, TypeVar, get_args
 
 from bot.addons.whatsapp.errors import ConfigurationError
+from bot.addons.whatsapp.inbound.intents import InboundIntents
 from bot.addons.whatsapp.limits import MESSAGES_PER_SECOND_DEFAULT
 
+__all__ = ["InboundIntents", "WhatsAppSettings"]  # InboundIntents: inbound/intents.py
+
 ProviderName = Literal["cloud", "serpro"]
+VoiceBackend = Literal["none", "local", "api"]
 
 SILENCE_FALLBACK = (
     "Desculpe, tive um problema para responder agora. Tente de novo em alguns minutos."
@@ -53,11 +57,16 @@ def _flag(text: str) -> bool:
     raise ValueError(text)
 
 
-def _provider(text: str) -> ProviderName:
-    name = text.lower()
-    if name in get_args(ProviderName):
-        return cast(ProviderName, name)
-    raise ValueError(text)
+def _one_of(kind: Any) -> Parser:
+    """A parser for one of the names of a ``Literal`` type (any case)."""
+    names = get_args(kind)
+
+    def convert(text: str) -> Any:
+        if text.lower() in names:
+            return text.lower()
+        raise ValueError(text)
+
+    return Parser(convert, " or ".join(f"'{name}'" for name in names))
 
 
 TEXT = Parser(str, "text")
@@ -67,7 +76,8 @@ FLAG = Parser(_flag, "true or false")
 WHOLE = Parser(int, "a number")
 ID = Parser(lambda text: int(text) if text else 0, "a number")  # empty: not set
 REAL = Parser(float, "a number")
-PROVIDER = Parser(_provider, "'cloud' or 'serpro'")
+PROVIDER = _one_of(ProviderName)
+VOICE_BACKEND = _one_of(VoiceBackend)
 
 
 @dataclass(frozen=True)
@@ -117,42 +127,6 @@ def setting(
     """A settings field: one row of the table (secrets are kept out of ``repr``)."""
     row = Setting(variable, parser, at_least, required_by)
     return field(default=default, repr=not secret, metadata={SETTING: row})
-
-
-@dataclass(frozen=True)
-class InboundIntents:
-    """Intent names the channel gives the bot for messages that are not text.
-
-    Designers write stories for these; each can be renamed in ``credentials.yml``
-    (key ``intents``).
-    """
-
-    location: str = "share_location"
-    media: str = "send_media"
-    contacts: str = "unsupported_message"
-    reaction: str = "react"
-    deleted: str = "message_deleted"
-    edited: str = "message_edited"
-    call_permission: str = "call_permission_reply"
-    flow_reply: str = "unsupported_message"
-    order: str = "unsupported_message"
-    unsupported: str = "unsupported_message"
-
-    @classmethod
-    def from_credentials(cls, given: Any) -> InboundIntents:
-        """The intents under ``intents:`` in ``credentials.yml``; an unknown key is named."""
-        if not given:
-            return cls()
-        if not isinstance(given, Mapping):
-            raise ConfigurationError(f"credentials.yml: 'intents' must be a mapping, not {given!r}")
-        known = [spec.name for spec in fields(cls)]
-        unknown = sorted(str(key) for key in given if key not in known)
-        if unknown:
-            raise ConfigurationError(
-                f"credentials.yml: unknown key{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(unknown)} under 'intents' (known: {', '.join(known)})"
-            )
-        return cls(**{key: str(value) for key, value in given.items()})
 
 
 @dataclass(frozen=True)
@@ -219,6 +193,19 @@ class WhatsAppSettings:
     chatwoot_timeout: float = setting("CHATWOOT_TIMEOUT", 5.0, REAL, at_least=0.1)
     handoff_resume_words: str = setting("HANDOFF_RESUME_WORDS", "menu,voltar ao robô")
     handoff_agent_timeout: float = setting("HANDOFF_AGENT_TIMEOUT", 600.0, REAL, at_least=1)
+    # Voice notes (docs/operators/voice.md): transcribed when a backend is configured.
+    voice_backend: VoiceBackend = setting("WPP_VOICE_BACKEND", "none", VOICE_BACKEND)
+    voice_model_path: str = setting("WPP_VOICE_MODEL_PATH", "")
+    voice_model_sha256: str = setting("WPP_VOICE_MODEL_SHA256", "")
+    voice_api_url: str = setting("WPP_VOICE_API_URL", "", URL)
+    voice_api_token: str = setting("WPP_VOICE_API_TOKEN", "", secret=True)
+    voice_api_model: str = setting("WPP_VOICE_API_MODEL", "whisper-1")
+    voice_language: str = setting("WPP_VOICE_LANGUAGE", "pt")
+    voice_timeout: float = setting("WPP_VOICE_TIMEOUT", 30.0, REAL, at_least=0.1)
+    voice_max_seconds: float = setting("WPP_VOICE_MAX_SECONDS", 120.0, REAL, at_least=1)
+    voice_workers: int = setting("WPP_VOICE_WORKERS", 1, WHOLE, at_least=1)
+    voice_threads: int = setting("WPP_VOICE_THREADS", 1, WHOLE, at_least=1)
+    voice_confirm_below: float = setting("WPP_VOICE_CONFIRM_BELOW", 0.5, REAL, at_least=0)
     intents: InboundIntents = field(default_factory=InboundIntents)
 
     @property

@@ -62,6 +62,12 @@ class Metrics:
     handoff_wait_buckets: list[int] = field(default_factory=lambda: [0] * len(HANDOFF_WAIT_BUCKETS))
     handoff_wait_count: int = 0
     handoff_wait_sum: float = 0.0
+    # Voice notes by outcome (transcribed, confirm, too_long, undecodable, no_speech,
+    # timeout, unavailable, download), and the seconds of audio and of transcription
+    # (their ratio is the real-time factor).
+    voice_notes: Counter[str] = field(default_factory=Counter)
+    voice_audio_seconds: float = 0.0
+    voice_transcribe_seconds: float = 0.0
     queue_depth: Callable[[], int] = lambda: 0
     dedup_entries: Callable[[], int] = lambda: 0
     ingress: bool = False
@@ -256,6 +262,19 @@ class Metrics:
             "outcome",
             self.handoffs,
         )
+        by_label(
+            "whatsapp_voice_notes_total",
+            "Voice notes by outcome (transcribed, confirm, too_long, undecodable, no_speech, "
+            "timeout, unavailable, download).",
+            "outcome",
+            self.voice_notes,
+        )
+        family(
+            "whatsapp_voice_audio_seconds_total", "counter", "Seconds of voice notes transcribed."
+        )
+        lines.append(f"whatsapp_voice_audio_seconds_total {self.voice_audio_seconds:.3f}")
+        family("whatsapp_voice_transcribe_seconds_total", "counter", "Seconds spent transcribing.")
+        lines.append(f"whatsapp_voice_transcribe_seconds_total {self.voice_transcribe_seconds:.3f}")
         name = "whatsapp_handoff_wait_seconds"
         family(name, "histogram", "Time from a handoff to the agent's first reply.")
         for bound, count in zip(HANDOFF_WAIT_BUCKETS, self.handoff_wait_buckets, strict=True):

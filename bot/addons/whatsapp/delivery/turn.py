@@ -41,6 +41,7 @@ from bot.addons.whatsapp.providers.base import Provider
 
 if TYPE_CHECKING:
     from bot.addons.whatsapp.handoff.service import Handoff
+    from bot.addons.whatsapp.voice.service import VoiceNotes
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class TurnRunner:
     """
 
     handoff: Handoff | None = None  # set by the channel: paused conversations go to Chatwoot
+    voice: VoiceNotes | None = None  # set by the channel when a voice backend is configured
 
     def __init__(
         self,
@@ -111,10 +113,15 @@ class TurnRunner:
             return
         try:
             text = user_text(message, self.settings.intents)
+            metadata = whatsapp_metadata(message)
             if reply_id(message) is not None:
                 text = await self.payloads.resolve(text)
             if kind == quiet.REACTION:
                 text = await self._reaction_text(message, text)
+            elif self.voice is not None and message.type is MessageType.AUDIO:
+                # Inside the turn: this sender's later messages wait for the transcript.
+                text, heard = await self.voice.understand(message, self.provider)
+                metadata.update(heard)
             await self.turns.run(
                 self.on_new_message(
                     UserMessage(
@@ -123,7 +130,7 @@ class TurnRunner:
                         sender_id=message.wa_id,
                         input_channel=CHANNEL_NAME,
                         message_id=message.wamid,
-                        metadata={"whatsapp": whatsapp_metadata(message)},
+                        metadata={"whatsapp": metadata},
                     )
                 )
             )
