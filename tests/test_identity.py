@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from bot.addons.whatsapp.inbound.events import Citizen
 from bot.addons.whatsapp.inbound.identity import (
     Contact,
-    Identifiers,
     IdentityMap,
     MemoryIdentityMap,
     RedisIdentityMap,
@@ -67,39 +67,39 @@ def test_bsuids_are_told_from_phones() -> None:
 
 
 def test_the_rule_prefers_the_bsuids_key_and_spots_a_recycled_number() -> None:
-    both = Identifiers(MARIA_PHONE, MARIA)
+    both = Citizen(MARIA_PHONE, MARIA)
     assert choose_key(both, {}) == MARIA_PHONE  # first seen: the phone, as before 2026
     assert choose_key(both, {MARIA: "K1", MARIA_PHONE: "K2"}) == "K1"
     assert choose_key(both, {MARIA_PHONE: "K2"}, {"K2": MARIA}) == "K2"
     # The phone's conversation belongs to another BSUID: someone else got the number.
     assert choose_key(both, {MARIA_PHONE: "K2"}, {"K2": JOANA}) == MARIA
-    assert choose_key(Identifiers(user_id=JOANA), {}) == JOANA
+    assert choose_key(Citizen(user_id=JOANA), {}) == JOANA
 
 
 async def test_a_phone_conversation_of_before_2026_keeps_its_key(identities: IdentityMap) -> None:
-    assert await identities.resolve(Identifiers(MARIA_PHONE, MARIA)) == MARIA_PHONE
-    assert await identities.resolve(Identifiers(phone=MARIA_PHONE)) == MARIA_PHONE
-    assert await identities.resolve(Identifiers(user_id=MARIA)) == MARIA_PHONE
+    assert await identities.resolve(Citizen(MARIA_PHONE, MARIA)) == MARIA_PHONE
+    assert await identities.resolve(Citizen(phone=MARIA_PHONE)) == MARIA_PHONE
+    assert await identities.resolve(Citizen(user_id=MARIA)) == MARIA_PHONE
     assert await identities.contact(MARIA_PHONE) == Contact(MARIA_PHONE, MARIA_PHONE, MARIA)
 
 
 async def test_a_username_user_keeps_her_conversation_when_her_phone_appears(
     identities: IdentityMap,
 ) -> None:
-    assert await identities.resolve(Identifiers(user_id=JOANA)) == JOANA
+    assert await identities.resolve(Citizen(user_id=JOANA)) == JOANA
     assert (await identities.contact(JOANA)).address == JOANA  # reply with "recipient"
-    assert await identities.resolve(Identifiers(JOANA_PHONE, JOANA)) == JOANA
+    assert await identities.resolve(Citizen(JOANA_PHONE, JOANA)) == JOANA
     assert (await identities.contact(JOANA)).address == JOANA_PHONE  # now "to"
-    assert await identities.resolve(Identifiers(phone=JOANA_PHONE)) == JOANA
+    assert await identities.resolve(Citizen(phone=JOANA_PHONE)) == JOANA
 
 
 async def test_a_number_change_joins_the_old_conversation(identities: IdentityMap) -> None:
     old_phone, system = CARLOS_SYSTEM["from"], CARLOS_SYSTEM["system"]
     old_bsuid = "BR.3391048572216604"
-    assert await identities.resolve(Identifiers(old_phone, old_bsuid)) == old_phone
-    new = Identifiers(system["wa_id"], system["user_id"], system["parent_user_id"])
+    assert await identities.resolve(Citizen(old_phone, old_bsuid)) == old_phone
+    new = Citizen(system["wa_id"], system["user_id"], system["parent_user_id"])
     assert await identities.link(old_phone, new) == old_phone
-    assert await identities.resolve(Identifiers(system["wa_id"], system["user_id"])) == old_phone
+    assert await identities.resolve(Citizen(system["wa_id"], system["user_id"])) == old_phone
     assert (await identities.contact(old_phone)).address == system["wa_id"]
 
 
@@ -109,8 +109,8 @@ async def test_two_processes_agree_on_a_new_citizen(redis: RedisServer) -> None:
         *(
             store.resolve(ids)
             for store, ids in [
-                (first, Identifiers(user_id=JOANA)),
-                (second, Identifiers(JOANA_PHONE, JOANA)),
+                (first, Citizen(user_id=JOANA)),
+                (second, Citizen(JOANA_PHONE, JOANA)),
             ]
             * 20
         )

@@ -28,7 +28,6 @@ from bot.addons.whatsapp.inbound.events import (
     message_from_record,
     message_record,
 )
-from bot.addons.whatsapp.inbound.identity import Identifiers
 from bot.addons.whatsapp.inbound.parse import cloud_changes, parse_changes, parse_values
 from bot.addons.whatsapp.inbound.routing import create_state
 from bot.addons.whatsapp.inbound.to_rasa import whatsapp_metadata
@@ -352,12 +351,12 @@ async def test_the_fake_graph_refuses_what_meta_refuses() -> None:
 async def test_131062_is_sent_again_to_the_phone_when_one_is_known() -> None:
     async with running_graph() as graph:
         state = create_state("")
-        key = await state.identities.resolve(Identifiers(user_id=JOANA))
+        key = await state.identities.resolve(Citizen(user_id=JOANA))
         sender = await _sender(graph, state=state)
         graph.fail(400, fixture("error_bsuid_recipient_not_supported_131062"))
         assert await sender.send_all(key, [Text("código")]) == [None]
         assert sender.bsuid_undeliverable == 1 and sender.metrics.failures["131062"] == 1
-        await state.identities.resolve(Identifiers(JOANA_PHONE, JOANA))
+        await state.identities.resolve(Citizen(JOANA_PHONE, JOANA))
         graph.fail(400, fixture("error_bsuid_recipient_not_supported_131062"))
         # The phone is preferred now; a message that still went to the BSUID falls back.
         contact = await state.identities.contact(key)

@@ -32,9 +32,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from bot.addons.whatsapp.redis_client import redis_client
+
+if TYPE_CHECKING:  # events.py imports this module (is_bsuid)
+    from bot.addons.whatsapp.inbound.events import Citizen
 
 BSUID: Final = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
 """Meta's BSUID format (LIMITS.md §8.1): country code, ``.``, optional ``ENT.`` (a parent
@@ -55,18 +58,6 @@ def is_parent_bsuid(value: str | None) -> bool:
 
 
 @dataclass(frozen=True)
-class Identifiers:
-    """What one webhook item says about who a citizen is (any field may be empty)."""
-
-    phone: str = ""
-    user_id: str = ""
-    parent_user_id: str = ""
-
-    def __bool__(self) -> bool:
-        return bool(self.phone or self.user_id or self.parent_user_id)
-
-
-@dataclass(frozen=True)
 class Contact:
     """What the map knows of one conversation key."""
 
@@ -81,7 +72,7 @@ class Contact:
 
 
 def choose_key(
-    ids: Identifiers, found: Mapping[str, str], user_of: Mapping[str, str] | None = None
+    ids: Citizen, found: Mapping[str, str], user_of: Mapping[str, str] | None = None
 ) -> str:
     """The conversation key for ``ids`` (rules 1-3 of the module docstring). Pure.
 
@@ -103,10 +94,10 @@ def choose_key(
 
 
 class IdentityMap(Protocol):
-    async def resolve(self, ids: Identifiers) -> str:
+    async def resolve(self, ids: Citizen) -> str:
         """The conversation key of ``ids``, recording every identifier under it."""
 
-    async def link(self, previous: str, ids: Identifiers) -> str:
+    async def link(self, previous: str, ids: Citizen) -> str:
         """Map ``ids`` (new identifiers after a number change) to the key of ``previous``."""
 
     async def contact(self, key: str) -> Contact:
@@ -123,7 +114,7 @@ class MemoryIdentityMap:
         self.phones: dict[str, str] = {}
         self.users: dict[str, str] = {}
 
-    def _record(self, key: str, ids: Identifiers) -> str:
+    def _record(self, key: str, ids: Citizen) -> str:
         for identifier in (ids.phone, ids.user_id, ids.parent_user_id):
             if identifier:
                 self.aliases[identifier] = key
@@ -133,12 +124,12 @@ class MemoryIdentityMap:
             self.users[key] = ids.user_id
         return key
 
-    async def resolve(self, ids: Identifiers) -> str:
+    async def resolve(self, ids: Citizen) -> str:
         identifiers = (ids.phone, ids.user_id, ids.parent_user_id)
         found = {i: self.aliases[i] for i in identifiers if i and i in self.aliases}
         return self._record(choose_key(ids, found, self.users), ids)
 
-    async def link(self, previous: str, ids: Identifiers) -> str:
+    async def link(self, previous: str, ids: Citizen) -> str:
         key = self.aliases.get(previous)
         if key is None:
             return await self.resolve(ids)
@@ -194,17 +185,17 @@ class RedisIdentityMap:
         self._redis = client
         self._script = client.register_script(_RESOLVE)
 
-    async def _run(self, ids: Identifiers, previous: str = "") -> str:
+    async def _run(self, ids: Citizen, previous: str = "") -> str:
         key = await self._script(
             keys=[ALIAS_KEY, PHONE_KEY, USER_KEY],
             args=[ids.phone, ids.user_id, ids.parent_user_id, previous],
         )
         return key.decode() if isinstance(key, bytes) else str(key)
 
-    async def resolve(self, ids: Identifiers) -> str:
+    async def resolve(self, ids: Citizen) -> str:
         return await self._run(ids)
 
-    async def link(self, previous: str, ids: Identifiers) -> str:
+    async def link(self, previous: str, ids: Citizen) -> str:
         return await self._run(ids, previous)
 
     async def contact(self, key: str) -> Contact:

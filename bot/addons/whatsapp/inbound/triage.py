@@ -30,7 +30,6 @@ from bot.addons.whatsapp.inbound.events import (
     WebhookError,
     WebhookEvent,
 )
-from bot.addons.whatsapp.inbound.identity import Identifiers
 from bot.addons.whatsapp.inbound.routing import ChannelState
 from bot.addons.whatsapp.logs import MASK_FILTER, mask_id
 from bot.addons.whatsapp.metrics import Metrics
@@ -119,9 +118,7 @@ class Triage:
             logger.error("Message %s to %s failed", event.wamid, recipient)
 
     async def _key(self, citizen: Citizen) -> str:
-        return await self.state.identities.resolve(
-            Identifiers(citizen.phone, citizen.user_id, citizen.parent_user_id)
-        )
+        return await self.state.identities.resolve(citizen)
 
     async def apply(self, events: list[WebhookEvent]) -> None:
         """Write what the non-message events say into the shared state."""
@@ -148,7 +145,7 @@ class Triage:
                 current = event.current
                 await self.state.identities.link(
                     event.previous,
-                    Identifiers(current.phone, current.user_id, current.parent_user_id),
+                    current,
                 )
             elif isinstance(event, OperatorAlert) and event.template:
                 await routing.set_template_status(event.template, event.event)
@@ -165,7 +162,7 @@ class Triage:
                 self.metrics.not_answered["group"] += 1
                 logger.info("Message %s was written in a group: not answered", message.wamid)
                 continue
-            ids = Identifiers(message.phone, message.user_id, message.parent_user_id)
+            ids = Citizen(message.phone, message.user_id, message.parent_user_id)
             key = await self.state.identities.resolve(ids) if ids else message.wa_id
             await self._link_number_change(message)
             if message.type is MessageType.SYSTEM:
@@ -193,7 +190,7 @@ class Triage:
         system = message.data.get("system")
         if not isinstance(system, Mapping):
             return
-        new = Identifiers(
+        new = Citizen(
             str(system.get("wa_id") or ""),
             str(system.get("user_id") or ""),
             str(system.get("parent_user_id") or ""),
