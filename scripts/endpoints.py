@@ -13,6 +13,7 @@ lock live in the URL's database; the channel's own keys start with ``wa:``.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -63,7 +64,27 @@ def write_redis_endpoints(
     return path
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.endpoints",
+        description="Write Rasa's endpoints file with its lock and tracker stores on REDIS_URL "
+        "(password from the URL or REDIS_PASSWORD) and the action server at ACTION_ENDPOINT_URL.",
+    )
+    parser.add_argument("file", type=Path, help="the endpoints file to write")
+    args = parser.parse_args(argv)
+    redis_url = os.environ.get("REDIS_URL", "")
+    if not redis_url:
+        print("error: set the environment variable REDIS_URL", file=sys.stderr)
+        return 2
     action = os.environ.get("ACTION_ENDPOINT_URL", "http://localhost:5055/webhook")
     password = os.environ.get("REDIS_PASSWORD") or None
-    write_redis_endpoints(Path(sys.argv[1]), os.environ["REDIS_URL"], action, password)
+    try:
+        write_redis_endpoints(args.file, redis_url, action, password)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,6 +12,7 @@ with ``--no-deps``, so the image gets exactly these versions and nothing unlocke
 
 from __future__ import annotations
 
+import argparse
 import ast
 import sys
 from collections.abc import Iterable, Mapping
@@ -154,11 +155,18 @@ def load_lock() -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.image_requirements",
+        description="Write each image's requirements file (deploy/) from uv.lock: the code's "
+        "third-party imports and their dependency closure, pinned.",
+    )
+    parser.add_argument("--check", action="store_true", help="only say which files are stale")
+    args = parser.parse_args(argv)
     lock = load_lock()
     stale = []
     for image in IMAGES:
         text = requirements_text(image, lock)
-        if "--check" in argv:
+        if args.check:
             current = image.requirements.read_text(encoding="utf-8")
             if current != text:
                 stale.append(str(image.requirements.relative_to(ROOT)))
