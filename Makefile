@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml uv.lock
 
 install: $(VENV)/.installed ## Create .venv with Python 3.10 and the locked dependencies (installs uv if needed)
 
-system-deps: ## Install the Debian packages the tests run (redis-server, chromium, nginx-light) when missing; needs root
+system-deps: ## Install the Debian packages the tests run (redis-server, chromium, nginx-light, postgresql) when missing; needs root
 	@bash scripts/system-deps.sh
 
 $(MODEL): $(VENV)/.installed $(TRAINING_FILES)
