@@ -8,15 +8,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, insert, select
 
-from bot.addons.whatsapp.proactive.store import (
+from bot.addons.whatsapp.proactive.schema import (
     SCHEMA_VERSION,
-    Delivery,
-    ProactiveStore,
     SchemaTooNew,
     metadata,
     migrate,
     schema_version,
 )
+from bot.addons.whatsapp.proactive.store import Delivery, ProactiveStore
 from tests.support.postgres import PostgresServer, postgres_server
 
 

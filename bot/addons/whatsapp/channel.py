@@ -12,6 +12,7 @@ Routes, under ``/webhooks/whatsapp/``:
   acknowledged, signed with the provider's secret; see :mod:`bot.addons.whatsapp.ingress.relay`.
 * ``POST /chatwoot/<secret>``  Chatwoot's webhook (agents' replies, resolved
   conversations); see :mod:`bot.addons.whatsapp.handoff`.
+* ``POST /notify``, ``GET /notify/<id>``  notifications: :mod:`~.proactive.notify`.
 * ``GET  /health``   JSON: provider, queue depth, ok.
 * ``GET  /metrics``  Prometheus text.
 """
@@ -50,6 +51,7 @@ from bot.addons.whatsapp.outbound.convert import ConversionOptions
 from bot.addons.whatsapp.outbound.sender import Sender
 from bot.addons.whatsapp.outbound.short_keys import PayloadStore, create_payload_store
 from bot.addons.whatsapp.output import WhatsAppOutput
+from bot.addons.whatsapp.proactive.service import Proactive
 from bot.addons.whatsapp.providers import create_provider
 from bot.addons.whatsapp.providers.base import Provider
 
@@ -112,6 +114,7 @@ class WhatsAppInput(InputChannel):
         self.journal = Journal(self.dedup)
         self.lease = Lease(self.dedup, settings.lease_seconds, self.metrics, self._adopt)
         self.handoff = Handoff(settings, self.metrics, self.sender, self.dedup, self.options)
+        self.proactive = Proactive.attach(self)  # the notify API, statuses, consent words
         self._runner: TurnRunner | None = None
         self._app: Any = None  # the Sanic app: its agent's tracker store tells finished turns
         self._started = False
@@ -173,6 +176,7 @@ class WhatsAppInput(InputChannel):
         if self._runner is not None:
             await self._runner.close()
         await self.handoff.close()
+        await self.proactive.close()
         self.turns.stop()
         await self.sender.close()
         await self.dedup.close()
@@ -204,6 +208,7 @@ class WhatsAppInput(InputChannel):
             on_new_message,
         )
         self._runner.handoff = self.handoff
+        self._runner.proactive = self.proactive
         self.handoff.bind(
             lambda: self._app.ctx.agent,
             bot_turns(self.turns, on_new_message, self.get_output_channel),
@@ -291,6 +296,18 @@ class WhatsAppInput(InputChannel):
                     "thread only costs throughput here (~12 %%); set WPP_TURN_THREAD=false"
                 )
             return _respond(await self.intake.receive_relay(request.body or b"", request.headers))
+
+        @bp.route("/notify", methods=["POST"])
+        async def notify(request: Request) -> HTTPResponse:
+            _skip_cors(request)
+            return _respond(
+                await self.proactive.notify.submit(request.body or b"", request.headers)
+            )
+
+        @bp.route("/notify/<id_>", methods=["GET"])
+        async def notification(request: Request, id_: str) -> HTTPResponse:
+            _skip_cors(request)
+            return _respond(await self.proactive.notify.status(request.headers, id_))
 
         @bp.route("/chatwoot/<secret>", methods=["POST"])
         async def chatwoot(request: Request, secret: str) -> HTTPResponse:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Final, Literal, TypeVar, cast, get_args
 
 from bot.addons.whatsapp.errors import ConfigurationError
-from bot.addons.whatsapp.limits import MESSAGES_PER_SECOND_DEFAULT
+from bot.addons.whatsapp.limits import DAILY_RECIPIENTS_DEFAULT, MESSAGES_PER_SECOND_DEFAULT
 
 ProviderName = Literal["cloud", "serpro"]
 
@@ -212,6 +212,20 @@ class WhatsAppSettings:
     chatwoot_timeout: float = setting("CHATWOOT_TIMEOUT", 5.0, REAL, at_least=0.1)
     handoff_resume_words: str = setting("HANDOFF_RESUME_WORDS", "menu,voltar ao robô")
     handoff_agent_timeout: float = setting("HANDOFF_AGENT_TIMEOUT", 600.0, REAL, at_least=1)
+    # Notifications and campaigns (docs/operators/notifications.md).
+    notify_token: str = setting("WPP_NOTIFY_TOKEN", "", secret=True)
+    proactive_db_url: str = setting("WPP_PROACTIVE_DB_URL", "", secret=True)
+    proactive_retention_days: float = setting(
+        "WPP_PROACTIVE_RETENTION_DAYS", 90.0, REAL, at_least=1
+    )
+    stop_words: str = setting("WPP_STOP_WORDS", "SAIR,PARAR,CANCELAR")
+    resume_words: str = setting("WPP_RESUME_WORDS", "VOLTAR")
+    campaign_rate_per_second: float = setting(
+        "WPP_CAMPAIGN_RATE_PER_SECOND", float(MESSAGES_PER_SECOND_DEFAULT), REAL, at_least=0.1
+    )
+    daily_recipient_limit: int = setting(
+        "WPP_DAILY_RECIPIENT_LIMIT", DAILY_RECIPIENTS_DEFAULT, WHOLE, at_least=1
+    )
     intents: InboundIntents = field(default_factory=InboundIntents)
 
     @property

@@ -32,6 +32,7 @@ from bot.addons.whatsapp.providers.base import Provider
 
 if TYPE_CHECKING:
     from bot.addons.whatsapp.handoff.service import Handoff
+    from bot.addons.whatsapp.proactive.service import Proactive
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class TurnRunner:
     """
 
     handoff: Handoff | None = None  # set by the channel: paused conversations go to Chatwoot
+    proactive: Proactive | None = None  # set by the channel: stop and resume words
 
     def __init__(
         self,
@@ -88,6 +90,9 @@ class TurnRunner:
         if self.handoff is not None and await self.handoff.intercept(message, output.progress):
             await self.journal.finish(message.wamid)
             return
+        if self.proactive is not None and await self._consent(message):
+            await self.journal.finish(message.wamid)
+            return
         try:
             text = user_text(message, self.settings.intents)
             if reply_id(message) is not None:
@@ -119,6 +124,14 @@ class TurnRunner:
                     await self.handoff.after_turn(message, output.handoff)
                 await self.journal.finish(message.wamid)
             self.metrics.observe_latency(time.monotonic() - item.received_at)
+
+    async def _consent(self, message: InboundMessage) -> bool:
+        assert self.proactive is not None
+        try:
+            return await self.proactive.intercept(message)
+        except Exception:  # the database down: the bot still answers the message
+            logger.exception("Could not apply a consent word from %s", message.wamid)
+            return False
 
     async def close(self) -> None:
         """Wait for the read receipts still in flight."""
