@@ -12,7 +12,7 @@ TRAINING_FILES := config.yml domain.yml $(wildcard data/*.yml)
 CODE   := bot actions knowledge simulator tests scripts bench
 
 .PHONY: help install system-deps train run test lint format validate test-unit test-stories test-nlu clean \
-        register-webhook list-webhooks bench test-fast docs docs-serve
+        register-webhook list-webhooks bench test-fast docs docs-serve campaign campaign-report
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -72,6 +72,13 @@ bench: install train ## Benchmarks on a real stack (~12 min): bench/results/resu
 	$(VENV)/bin/pytest bench/test_conversion.py -q -p no:cacheprovider \
 		--benchmark-json=bench/results/conversion.json
 	$(PY) -m bench --out bench/results
+
+campaign: install ## Send a template to a CSV, or resume it: make campaign ID=… TEMPLATE=… CSV=… [LANGUAGE=pt_BR] [CATEGORY=utility]
+	$(PY) -m bot.addons.whatsapp.proactive.campaign send --id "$(ID)" --template "$(TEMPLATE)" \
+		--language "$(or $(LANGUAGE),pt_BR)" --category "$(or $(CATEGORY),utility)" "$(CSV)"
+
+campaign-report: install ## A campaign's outcomes, per recipient and in total: make campaign-report ID=… [FORMAT=csv|json]
+	$(PY) -m bot.addons.whatsapp.proactive.campaign report "$(ID)" --format "$(or $(FORMAT),csv)"
 
 docs: install ## Build the documentation site (docs/, mkdocs.yml) into site/, failing on any warning
 	$(VENV)/bin/mkdocs build --strict

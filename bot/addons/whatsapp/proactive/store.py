@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, create_engine, select
+from sqlalchemy import and_, create_engine, event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
@@ -32,6 +32,7 @@ from bot.addons.whatsapp.proactive.schema import (
     notifications,
     opt_outs,
     recipients,
+    sqlite_wal,
     statuses,
 )
 
@@ -54,6 +55,8 @@ class ProactiveStore:
         if url in ("sqlite://", "sqlite:///:memory:"):
             options["poolclass"] = StaticPool  # one in-memory database, not one per connection
         engine = create_engine(url, **options)
+        if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+            event.listen(engine, "connect", sqlite_wal)
         migrate(engine)
         return cls(engine, clock)
 
