@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from rasa.core.lock_store import InMemoryLockStore
@@ -319,3 +320,18 @@ async def test_status_webhooks_still_answer_200_when_the_database_is_unreachable
     async with stack(proactive_db_url="postgresql://nobody@127.0.0.1:1/none") as (served, _, _):
         answer = await served.post(status_webhook("wamid.Y", "delivered"))
         assert answer.status == 200
+
+
+async def test_with_the_ingress_in_front_it_records_the_statuses_of_notifications(
+    tmp_path: Path,
+) -> None:
+    from tests.test_ingress import serve_ingress
+
+    url = f"sqlite:///{tmp_path / 'proactive.db'}"  # one database, two processes' code
+    async with stack(proactive_db_url=url) as (served, _, _):
+        _, answer = await notify(served, TEMPLATE_REQUEST)
+        async with serve_ingress(served.url, proactive_db_url=url) as ingress:
+            assert (
+                await ingress.post(status_webhook(answer["wamids"][0], "delivered"))
+            ).status == 200
+        assert (await notification(served, answer["id"]))[1]["status"] == "delivered"
