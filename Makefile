@@ -38,8 +38,9 @@ train: $(MODEL) ## Train the model (skipped when data and config are unchanged)
 run: install train ## Start everything the bot needs (simulator, knowledge, actions, Rasa, webhook ingress); Ctrl-C stops all
 	$(PY) -m scripts.devstack
 
-validate: install ## Check domain, data and stories (rasa data validate --fail-on-warnings)
+validate: install ## Check domain, data and stories (rasa data validate --fail-on-warnings) and WhatsApp custom responses
 	$(RASA) data validate --fail-on-warnings
+	$(PY) -m scripts.check_responses domain.yml
 
 lint: install ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check $(wildcard $(CODE))

@@ -27,7 +27,19 @@ CITIZEN = "5561999990001"
 DOMAIN = Domain.from_dict(
     {
         "slots": {"protocolo": {"type": "text", "mappings": [{"type": "custom"}]}},
-        "responses": {"utter_protocolo": [{"text": "Seu protocolo {protocolo} foi atualizado."}]},
+        "responses": {
+            "utter_protocolo": [{"text": "Seu protocolo {protocolo} foi atualizado."}],
+            "utter_lembrete_iptu": [
+                {
+                    "custom": {
+                        "whatsapp": {
+                            "type": "template",
+                            "template": {"name": "lembrete_iptu", "language": {"code": "pt_BR"}},
+                        }
+                    }
+                }
+            ],
+        },
     }
 )
 
@@ -206,6 +218,24 @@ async def test_a_response_inside_the_window_is_rendered_with_its_slots() -> None
         assert tracker is not None
         assert tracker.get_slot("protocolo") == "9"
         assert [e.type_name for e in list(tracker.events)[-3:]] == ["slot", "action", "bot"]
+
+
+async def test_a_template_declared_as_a_domain_response_goes_outside_the_window() -> None:
+    async with stack() as (served, graph, agent):
+        await agent.said(CITIZEN, seconds_ago=30 * 3600)
+        status, answer = await notify(
+            served, {"recipient": CITIZEN, "response": "utter_lembrete_iptu"}
+        )
+        assert (status, answer["status"]) == (200, "sent")
+        assert graph.sent == [
+            {
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": f"+{CITIZEN}",
+                "type": "template",
+                "template": {"name": "lembrete_iptu", "language": {"code": "pt_BR"}},
+            }
+        ]
 
 
 async def test_an_unknown_response_or_a_bad_body_is_a_400_with_the_reason() -> None:

@@ -50,6 +50,7 @@ from bot.addons.whatsapp.proactive.request import (
     NotifyRequest,
     last_user_message_at,
     parse_request,
+    response_template,
     template_message,
 )
 from bot.addons.whatsapp.proactive.store import ProactiveStore
@@ -163,14 +164,6 @@ class NotifyService:
                 rasa_response: dict[str, Any] = {"text": f"[template {request.template.name}]"}
                 name = request.template.name
             else:
-                last = last_user_message_at(tracker.events)
-                if last is None or self._clock() - last > limits.SERVICE_WINDOW_SECONDS:
-                    return self._refuse(
-                        409,
-                        "outside_service_window",
-                        "more than 24 hours since the citizen's last message: "
-                        "only an approved template can be sent",
-                    )
                 from rasa.shared.core.events import SlotSet
 
                 for slot, value in request.slots.items():
@@ -178,6 +171,9 @@ class NotifyService:
                 generated = await agent.nlg.generate(request.response, tracker, "whatsapp")
                 if not generated:
                     return self._refuse(400, "unknown_response", request.response)
+                refused = await self._check_response(dict(generated), tracker.events)
+                if refused is not None:
+                    return refused
                 rasa_response = dict(generated)
                 conversion = convert_response(rasa_response, self.options)
                 if conversion.payload_keys:
@@ -230,6 +226,26 @@ class NotifyService:
             stopped = await self.state.routing.preference(key, "marketing_messages") == "stop"
             if stopped or await asyncio.to_thread(store.opted_out, [request.recipient, key]):
                 return self._refuse(409, "opted_out", "the citizen stopped marketing messages")
+        return None
+
+    async def _check_response(self, response: dict[str, Any], events: Any) -> Reply | None:
+        """A template response (``custom.whatsapp.type: template``) may go at any time
+        unless paused; anything else only inside the citizen's 24-hour window."""
+        template = response_template(response)
+        if template is not None:
+            if not await self.state.routing.template_usable(template):
+                return self._refuse(
+                    409, "template_paused", f"template {template!r} is paused or disabled by Meta"
+                )
+            return None
+        last = last_user_message_at(events)
+        if last is None or self._clock() - last > limits.SERVICE_WINDOW_SECONDS:
+            return self._refuse(
+                409,
+                "outside_service_window",
+                "more than 24 hours since the citizen's last message: "
+                "only an approved template can be sent",
+            )
         return None
 
     async def _send(

@@ -84,3 +84,15 @@ def last_user_message_at(events: Any) -> float | None:
         if getattr(event, "type_name", "") == "user":
             return float(event.timestamp)
     return None
+
+
+def response_template(response: Mapping[str, Any]) -> str | None:
+    """The template's name when a domain response is a WhatsApp template
+    (``custom: {whatsapp: {type: template, template: {name: …}}}``), else None."""
+    custom = response.get("custom")
+    body = custom.get("whatsapp") if isinstance(custom, Mapping) else None
+    if not isinstance(body, Mapping) or body.get("type") != "template":
+        return None
+    template = body.get("template")
+    name = template.get("name") if isinstance(template, Mapping) else None
+    return str(name) if name else ""
