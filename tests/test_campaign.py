@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from sqlalchemy import create_engine
 
 from bot.addons.whatsapp.inbound.routing import RedisRoutingStore
 from bot.addons.whatsapp.proactive.campaign import (
@@ -28,10 +29,12 @@ from bot.addons.whatsapp.proactive.campaign import (
     report,
     send,
 )
+from bot.addons.whatsapp.proactive.schema import metadata
 from bot.addons.whatsapp.proactive.store import Delivery, ProactiveStore
 from bot.addons.whatsapp.redis_client import redis_client
 from tests.channel_harness import settings
 from tests.fakes.graph import FakeGraph, graph_error, running_graph
+from tests.support.postgres import PostgresServer, postgres_server
 from tests.support.redis import RedisServer, redis_server
 from tests.support.stack import ROOT
 
@@ -40,6 +43,25 @@ from tests.support.stack import ROOT
 def redis() -> Iterator[RedisServer]:
     with redis_server() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each campaign process opens it: a SQLite file, or a real PostgreSQL server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'p.db'}"
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    yield server.url
+    engine = create_engine(server.url)
+    metadata.drop_all(engine)
+    engine.dispose()
 
 
 @dataclass
@@ -306,10 +328,10 @@ async def test_two_campaign_processes_share_one_rate_limit(
 
 @pytest.mark.e2e
 async def test_a_campaign_killed_mid_way_and_started_again_messages_nobody_twice_and_skips_nobody(
-    redis: RedisServer, tmp_path: Path
+    redis: RedisServer, tmp_path: Path, database: str
 ) -> None:
     flush(redis)
-    url = f"sqlite:///{tmp_path / 'p.db'}"
+    url = database
     rows = citizens(600)
     csv_path = write_csv(tmp_path / "c.csv", rows)
     async with graph() as fake:
@@ -322,8 +344,11 @@ async def test_a_campaign_killed_mid_way_and_started_again_messages_nobody_twice
         await process.wait()
         killed_at = len(fake.sent)
         assert killed_at < len(rows)
-        # Meta reports "sent" for every message it accepted; rasa run records the statuses.
         store = ProactiveStore.open(url)
+        # Eight workers mark a row "sending", then wait for the rate limit: the kill
+        # leaves some rows whose fate the second run must settle.
+        assert store.rows("k", ["sending"]) != []
+        # Meta reports "sent" for every message it accepted; rasa run records the statuses.
         for to, wamid in fake.accepted:
             store.record_status(Delivery(wamid, to.lstrip("+"), "sent"))
         again = await start_campaign(env, csv_path, "k")
@@ -332,4 +357,5 @@ async def test_a_campaign_killed_mid_way_and_started_again_messages_nobody_twice
         counts = sent_to(fake)
     assert counts == Counter({r: 1 for r, _ in rows})
     document = json.loads(report(store, "k", "json") or "")
+    store.close()
     assert document["totals"] == {"sent": 600}

@@ -52,6 +52,9 @@ class ProactiveStore:
         if url.startswith("sqlite"):
             # Reached from a worker thread; SQLite waits this long for another writer.
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        if url.startswith("postgresql"):
+            # An unreachable server fails a webhook's status write in seconds, not minutes.
+            options["connect_args"] = {"connect_timeout": 5}
         if url in ("sqlite://", "sqlite:///:memory:"):
             options["poolclass"] = StaticPool  # one in-memory database, not one per connection
         engine = create_engine(url, **options)
