@@ -64,11 +64,14 @@ class WhatsAppStack:
 
 
 @contextmanager
-def cloud_stack(model: Path, endpoints: Path, name: str) -> Iterator[WhatsAppStack]:
+def cloud_stack(
+    model: Path, endpoints: Path, name: str, extra: dict[str, str] | None = None
+) -> Iterator[WhatsAppStack]:
     """`rasa run` with the Cloud API channel pointed at a fake Graph API in a thread."""
     fake = FakeGraph(token=E2E_SECRETS["WPP_AUTHORIZATION_TOKEN"])
     with InThread(lambda: running_graph(fake)) as graph:
         env = {**E2E_SECRETS, "WPP_API_BASE_URL": graph.url, "WPP_TYPING_INDICATOR": "true"}
+        env.update(extra or {})
         with start_rasa(
             free_port(),
             env,
