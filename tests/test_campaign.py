@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import json
 import os
 import signal
@@ -320,10 +321,13 @@ async def test_two_campaign_processes_share_one_rate_limit(
         second = await start_campaign(env, write_csv(tmp_path / "b.csv", citizens(120, 500)), "b")
         outputs = await asyncio.gather(first.communicate(), second.communicate())
         assert (first.returncode, second.returncode) == (0, 0), outputs
-        per_second = Counter(int(t) for t in fake.arrivals)
+        arrivals = sorted(fake.arrivals)
     assert len(fake.sent) == 240
-    assert max(per_second.values()) <= rate
-    assert max(fake.arrivals) - min(fake.arrivals) >= 240 / rate - 1.5
+    # Any one second of arrivals at the fake Meta (a sliding window, not calendar seconds)
+    busiest = max(bisect.bisect_left(arrivals, t + 1.0) - i for i, t in enumerate(arrivals))
+    assert busiest <= rate
+    achieved = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+    assert 0.8 * rate <= achieved <= rate
 
 
 @pytest.mark.e2e

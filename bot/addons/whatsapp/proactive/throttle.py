@@ -1,9 +1,14 @@
 """Limits every campaign process shares, on Redis.
 
 * **Throughput** (``WPP_CAMPAIGN_RATE_PER_SECOND``, 80 by default: Meta's per-number
-  throughput, 20 for a number shared with the WhatsApp Business app): a counter per time
-  window, incremented atomically by every process; a process over the budget waits for
-  the next window. Fixed windows: within one window the budget is never exceeded.
+  throughput, 20 for a number shared with the WhatsApp Business app): every process
+  reserves the next free send time on Redis (one atomic script, Redis's own clock), the
+  reservations spaced evenly. Evenly spaced rather than a counter per second, because a
+  counter lets a whole second's budget leave at once at the start of each second, and the
+  stragglers of the previous second then arrive in the same one: a first version measured
+  44 arrivals in one second at 40/s. Spaced ``1/(rate - 1)`` apart, any one second of
+  arrivals holds at most ``rate`` messages as long as the network's jitter stays under
+  the spacing: 98.75 % of the budget at 80/s.
 * **Daily messaging limit** (``WPP_DAILY_RECIPIENT_LIMIT``, 250: Meta's first tier): the
   unique citizens messaged in the last rolling 24 h, a sorted set by time. A citizen
   already in it costs nothing; a new one is admitted only while the set is under the
@@ -16,17 +21,21 @@ Without ``REDIS_URL`` the same limits hold inside the one process (a warning say
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 DAY: Final = 86400.0
 
-RATE_SCRIPT: Final = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n
+PACE_SCRIPT: Final = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
+if slot < now then slot = now end
+local ttl = math.ceil((slot + interval - now) * 1000) + 1000
+redis.call('SET', KEYS[1], tostring(slot + interval), 'PX', ttl)
+return tostring(slot - now)
 """
 
 DAILY_SCRIPT: Final = """
@@ -38,10 +47,9 @@ return 1
 """
 
 
-def window(rate_per_second: float) -> tuple[float, int]:
-    """(window seconds, messages per window) for a rate: 80/s ▸ (1, 80); 0.5/s ▸ (2, 1)."""
-    seconds = max(1.0, 1.0 / rate_per_second)
-    return seconds, max(1, math.floor(rate_per_second * seconds))
+def spacing(rate_per_second: float) -> float:
+    """Seconds between two sends: ``1/(rate - 1)`` (see above), ``1/rate`` under 2/s."""
+    return 1.0 / (rate_per_second - 1 if rate_per_second >= 2 else rate_per_second)
 
 
 class SharedLimits:
@@ -62,29 +70,25 @@ class SharedLimits:
     ) -> None:
         self._redis = redis
         self._number = phone_number_id
-        self._seconds, self._budget = window(rate_per_second)
+        self._interval = spacing(rate_per_second)
+        self._next_local = 0.0
         self._daily = daily_limit
         self._clock = clock
         self._sleep = sleep
-        self._local_counts: dict[int, int] = {}
         self._local_daily: dict[str, float] = {}
 
     async def acquire(self) -> None:
-        """Wait until one more message fits the throughput budget."""
-        while True:
-            now = self._clock()
-            slot = int(now // self._seconds)
-            if await self._count(slot) <= self._budget:
-                return
-            await self._sleep((slot + 1) * self._seconds - now + 0.001)
-
-    async def _count(self, slot: int) -> int:
+        """Reserve the next send time shared by every process, and wait for it."""
         if self._redis is None:
-            self._local_counts = {slot: self._local_counts.get(slot, 0) + 1}
-            return self._local_counts[slot]
-        key = f"wa:campaign:rate:{self._number}:{slot}"
-        ttl_ms = int(self._seconds * 2000)
-        return int(await self._redis.eval(RATE_SCRIPT, 1, key, ttl_ms))
+            now = self._clock()
+            slot = max(now, self._next_local)
+            self._next_local = slot + self._interval
+            wait = slot - now
+        else:
+            key = f"wa:campaign:pace:{self._number}"
+            wait = float(await self._redis.eval(PACE_SCRIPT, 1, key, repr(self._interval)))
+        if wait > 0:
+            await self._sleep(wait)
 
     async def admit(self, recipient: str) -> bool:
         """True when ``recipient`` may be messaged under the daily limit (and is counted)."""
