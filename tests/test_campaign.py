@@ -32,6 +32,7 @@ from bot.addons.whatsapp.proactive.campaign import (
 )
 from bot.addons.whatsapp.proactive.schema import metadata
 from bot.addons.whatsapp.proactive.store import Delivery, ProactiveStore
+from bot.addons.whatsapp.proactive.throttle import SharedLimits, spacing
 from bot.addons.whatsapp.redis_client import redis_client
 from tests.channel_harness import settings
 from tests.fakes.graph import FakeGraph, graph_error, running_graph
@@ -363,3 +364,26 @@ async def test_a_campaign_killed_mid_way_and_started_again_messages_nobody_twice
     document = json.loads(report(store, "k", "json") or "")
     store.close()
     assert document["totals"] == {"sent": 600}
+
+
+@pytest.mark.parametrize(("rate", "seconds"), [(80.0, 1 / 79), (2.0, 1.0), (1.0, 1.0), (0.5, 2.0)])
+def test_sends_are_spaced_so_that_no_second_holds_more_than_the_rate(
+    rate: float, seconds: float
+) -> None:
+    assert spacing(rate) == pytest.approx(seconds)
+
+
+async def test_without_redis_the_limits_hold_in_the_process() -> None:
+    now = [1000.0]
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(round(seconds, 6))
+
+    limits = SharedLimits(None, "1", 11.0, daily_limit=2, clock=lambda: now[0], sleep=sleep)
+    for _ in range(3):
+        await limits.acquire()
+    assert waits == [0.1, 0.2]  # spaced 1/(11 - 1) s; the first goes at once
+    assert [await limits.admit(r) for r in ("a", "b", "a", "c")] == [True, True, True, False]
+    now[0] += 86401
+    assert await limits.admit("c")
