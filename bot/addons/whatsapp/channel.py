@@ -209,6 +209,7 @@ class WhatsAppInput(InputChannel):
         )
         self._runner.handoff = self.handoff
         self._runner.proactive = self.proactive
+        self.proactive.add_routes(bp, _respond)  # /notify, /notify/<id>
         self.handoff.bind(
             lambda: self._app.ctx.agent,
             bot_turns(self.turns, on_new_message, self.get_output_channel),
@@ -296,18 +297,6 @@ class WhatsAppInput(InputChannel):
                     "thread only costs throughput here (~12 %%); set WPP_TURN_THREAD=false"
                 )
             return _respond(await self.intake.receive_relay(request.body or b"", request.headers))
-
-        @bp.route("/notify", methods=["POST"])
-        async def notify(request: Request) -> HTTPResponse:
-            _skip_cors(request)
-            return _respond(
-                await self.proactive.notify.submit(request.body or b"", request.headers)
-            )
-
-        @bp.route("/notify/<id_>", methods=["GET"])
-        async def notification(request: Request, id_: str) -> HTTPResponse:
-            _skip_cors(request)
-            return _respond(await self.proactive.notify.status(request.headers, id_))
 
         @bp.route("/chatwoot/<secret>", methods=["POST"])
         async def chatwoot(request: Request, secret: str) -> HTTPResponse:

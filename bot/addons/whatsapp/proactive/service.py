@@ -19,6 +19,7 @@ from bot.addons.whatsapp.inbound.events import (
     WebhookEvent,
 )
 from bot.addons.whatsapp.inbound.routing import ChannelState
+from bot.addons.whatsapp.inbound.webhook import Reply
 from bot.addons.whatsapp.logs import mask_id
 from bot.addons.whatsapp.outbound.convert import ConversionOptions
 from bot.addons.whatsapp.outbound.messages import Text
@@ -64,6 +65,18 @@ class Proactive:
         proactive.agent = lambda: getattr(getattr(channel._app, "ctx", None), "agent", None)
         channel.intake.triage.listeners.append(proactive.observe)
         return proactive
+
+    def add_routes(self, bp: Any, respond: Callable[[Reply], Any]) -> None:
+        """``POST /notify`` and ``GET /notify/<id>`` on the channel's blueprint (given by
+        the channel: this package does not import Sanic)."""
+
+        @bp.route("/notify", methods=["POST"])
+        async def notify(request: Any) -> Any:
+            return respond(await self.notify.submit(request.body or b"", request.headers))
+
+        @bp.route("/notify/<id_>", methods=["GET"])
+        async def notification(request: Any, id_: str) -> Any:
+            return respond(await self.notify.status(request.headers, id_))
 
     async def store(self) -> ProactiveStore:
         return await self.deliveries.store()
