@@ -12,7 +12,7 @@ TRAINING_FILES := config.yml domain.yml $(wildcard data/*.yml)
 CODE   := bot actions knowledge simulator tests scripts bench
 
 .PHONY: help install system-deps train run test lint format validate test-unit test-stories test-nlu clean \
-        register-webhook list-webhooks bench test-fast docs docs-serve eval
+        register-webhook list-webhooks bench test-fast docs docs-serve eval campaign campaign-report
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml uv.lock
 
 install: $(VENV)/.installed ## Create .venv with Python 3.10 and the locked dependencies (installs uv if needed)
 
-system-deps: ## Install the Debian packages the tests run (redis-server, chromium, nginx-light) when missing; needs root
+system-deps: ## Install the Debian packages the tests run (redis-server, chromium, nginx-light, postgresql) when missing; needs root
 	@bash scripts/system-deps.sh
 
 $(MODEL): $(VENV)/.installed $(TRAINING_FILES)
@@ -38,8 +38,9 @@ train: $(MODEL) ## Train the model (skipped when data and config are unchanged)
 run: install train ## Start everything the bot needs (simulator, knowledge, actions, Rasa, webhook ingress); Ctrl-C stops all
 	$(PY) -m scripts.devstack
 
-validate: install ## Check domain, data and stories (rasa data validate --fail-on-warnings)
+validate: install ## Check domain, data and stories (rasa data validate --fail-on-warnings) and WhatsApp custom responses
 	$(RASA) data validate --fail-on-warnings
+	$(PY) -m scripts.check_responses domain.yml
 
 lint: install ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check $(wildcard $(CODE))
@@ -73,6 +74,13 @@ test: system-deps lint validate test-unit test-stories test-nlu ## Everything CI
 bench: install train ## Benchmarks on a real stack (~7-9 min on 2 cores): bench/results/results.{md,json}
 	@mkdir -p bench/results
 	$(PY) -m bench --out bench/results
+
+campaign: install ## Send a template to a CSV, or resume it: make campaign ID=… TEMPLATE=… CSV=… [LANGUAGE=pt_BR] [CATEGORY=utility]
+	$(PY) -m bot.addons.whatsapp.proactive.campaign send --id "$(ID)" --template "$(TEMPLATE)" \
+		--language "$(or $(LANGUAGE),pt_BR)" --category "$(or $(CATEGORY),utility)" "$(CSV)"
+
+campaign-report: install ## A campaign's outcomes, per recipient and in total: make campaign-report ID=… [FORMAT=csv|json]
+	$(PY) -m bot.addons.whatsapp.proactive.campaign report "$(ID)" --format "$(or $(FORMAT),csv)"
 
 docs: install ## Build the documentation site (docs/, mkdocs.yml) into site/, failing on any warning
 	$(VENV)/bin/mkdocs build --strict

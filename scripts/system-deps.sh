@@ -4,6 +4,7 @@
 #   redis-server  the scale-out, dedup and journal tests start real Redis servers
 #   chromium      the simulator's browser test (tests/e2e/test_browser.py)
 #   nginx-light   runs deploy/nginx.conf for real (tests/test_nginx.py)
+#   postgresql    the proactive store's tests start a real PostgreSQL (tests/support/postgres.py)
 set -euo pipefail
 
 # command on PATH (or in /usr/sbin, where Debian puts nginx)  ->  Debian package
@@ -15,6 +16,8 @@ for command in "${!PACKAGE[@]}"; do
     missing+=("${PACKAGE[$command]}")
   fi
 done
+# PostgreSQL's server programs live off PATH, in /usr/lib/postgresql/<version>/bin.
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$EUID" -ne 0 ]; then

@@ -109,6 +109,7 @@ def settings(**overrides: Any) -> WhatsAppSettings:
         "drain_timeout": 10.0,
         # FakeAgent's gates are the test loop's; test_turn_thread.py covers the thread.
         "turn_thread": False,
+        "proactive_db_url": "sqlite://",  # in memory: no proactive.db left behind
     }
     values.update(overrides)
     return WhatsAppSettings(**values)
@@ -155,7 +156,7 @@ async def serve_channel(
     configure: Callable[[WhatsAppSettings], WhatsAppSettings] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Served]:
-    provider = overrides.pop("transport", None) or RecordingProvider()
+    provider: Any = overrides.pop("transport", None) or RecordingProvider()
     dedup = overrides.pop("dedup", None)
     payloads = overrides.pop("payloads", None)
     cors = overrides.pop("cors", None)

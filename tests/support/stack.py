@@ -127,7 +127,14 @@ def start_process(
     _USED_NAMES.add(name)
     log_path = LOG_DIR / f"{name}.log"
     log_file = open(log_path, "wb")  # noqa: SIM115 - closed by Proc.stop
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    # The proactive database under artifacts/, not proactive.db in the repository.
+    proactive = f"sqlite:///{LOG_DIR.parent / 'proactive.db'}"
+    full_env = {
+        "WPP_PROACTIVE_DB_URL": proactive,
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        **(env or {}),
+    }
     popen = subprocess.Popen(
         list(argv),
         cwd=cwd,

@@ -12,6 +12,7 @@ Routes, under ``/webhooks/whatsapp/``:
   acknowledged, signed with the provider's secret; see :mod:`bot.addons.whatsapp.ingress.relay`.
 * ``POST /chatwoot/<secret>``  Chatwoot's webhook (agents' replies, resolved
   conversations); see :mod:`bot.addons.whatsapp.handoff`.
+* ``POST /notify``, ``GET /notify/<id>``  notifications: :mod:`~.proactive.notify`.
 * ``GET  /health``   JSON: provider, queue depth, ok.
 * ``GET  /metrics``  Prometheus text.
 """
@@ -50,6 +51,7 @@ from bot.addons.whatsapp.outbound.convert import ConversionOptions
 from bot.addons.whatsapp.outbound.sender import Sender
 from bot.addons.whatsapp.outbound.short_keys import PayloadStore, create_payload_store
 from bot.addons.whatsapp.output import WhatsAppOutput
+from bot.addons.whatsapp.proactive.service import Proactive
 from bot.addons.whatsapp.providers import create_provider
 from bot.addons.whatsapp.providers.base import Provider
 from bot.addons.whatsapp.voice.service import VoiceNotes
@@ -114,6 +116,7 @@ class WhatsAppInput(InputChannel):
         self.lease = Lease(self.dedup, settings.lease_seconds, self.metrics, self._adopt)
         self.handoff = Handoff(settings, self.metrics, self.sender, self.dedup, self.options)
         self.voice = VoiceNotes.from_settings(settings, self.metrics)  # checks the model
+        self.proactive = Proactive.attach(self)  # the notify API, statuses, consent words
         self._runner: TurnRunner | None = None
         self._app: Any = None  # the Sanic app: its agent's tracker store tells finished turns
         self._started = False
@@ -182,6 +185,7 @@ class WhatsAppInput(InputChannel):
         await self.handoff.close()
         if self.voice is not None:
             await self.voice.close()
+        await self.proactive.close()
         self.turns.stop()
         await self.sender.close()
         await self.dedup.close()
@@ -214,6 +218,8 @@ class WhatsAppInput(InputChannel):
         )
         self._runner.handoff = self.handoff
         self._runner.voice = self.voice
+        self._runner.proactive = self.proactive
+        self.proactive.add_routes(bp, _respond)  # /notify, /notify/<id>
         self.handoff.bind(
             lambda: self._app.ctx.agent,
             bot_turns(self.turns, on_new_message, self.get_output_channel),

@@ -21,7 +21,7 @@ from typing import Any, Final, Literal, TypeVar, get_args
 
 from bot.addons.whatsapp.errors import ConfigurationError
 from bot.addons.whatsapp.inbound.intents import InboundIntents
-from bot.addons.whatsapp.limits import MESSAGES_PER_SECOND_DEFAULT
+from bot.addons.whatsapp.limits import DAILY_RECIPIENTS_DEFAULT, MESSAGES_PER_SECOND_DEFAULT
 
 __all__ = ["InboundIntents", "WhatsAppSettings"]  # InboundIntents: inbound/intents.py
 
@@ -206,6 +206,20 @@ class WhatsAppSettings:
     voice_workers: int = setting("WPP_VOICE_WORKERS", 1, WHOLE, at_least=1)
     voice_threads: int = setting("WPP_VOICE_THREADS", 1, WHOLE, at_least=1)
     voice_confirm_below: float = setting("WPP_VOICE_CONFIRM_BELOW", 0.5, REAL, at_least=0)
+    # Notifications and campaigns (docs/operators/notifications.md).
+    notify_token: str = setting("WPP_NOTIFY_TOKEN", "", secret=True)
+    proactive_db_url: str = setting("WPP_PROACTIVE_DB_URL", "", secret=True)
+    proactive_retention_days: float = setting(
+        "WPP_PROACTIVE_RETENTION_DAYS", 90.0, REAL, at_least=1
+    )
+    stop_words: str = setting("WPP_STOP_WORDS", "SAIR,PARAR,CANCELAR")
+    resume_words: str = setting("WPP_RESUME_WORDS", "VOLTAR")
+    campaign_rate_per_second: float = setting(
+        "WPP_CAMPAIGN_RATE_PER_SECOND", float(MESSAGES_PER_SECOND_DEFAULT), REAL, at_least=0.1
+    )
+    daily_recipient_limit: int = setting(
+        "WPP_DAILY_RECIPIENT_LIMIT", DAILY_RECIPIENTS_DEFAULT, WHOLE, at_least=1
+    )
     intents: InboundIntents = field(default_factory=InboundIntents)
 
     @property

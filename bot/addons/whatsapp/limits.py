@@ -88,5 +88,11 @@ MESSAGES_PER_SECOND_DEFAULT: Final = 80
 PAIR_RATE_SECONDS: Final = 6.0
 """Same business number to the same user: 1 message per 6 s, bursts of up to 45 borrow future
 quota (M-overview). Retry after 4**X seconds on error 131056."""
+DAILY_RECIPIENTS_DEFAULT: Final = 250
+"""Business-initiated messaging limit: unique users outside a service window per rolling 24 h
+per business portfolio; tiers 250 → 2,000 → 10,000 → 100,000 → unlimited (M-limits)."""
+SERVICE_WINDOW_SECONDS: Final = 24 * 3600
+"""After a citizen's last message any message may be sent for 24 h; afterwards only an
+approved template (131047 otherwise; M-send)."""
 TYPING_INDICATOR_SECONDS: Final = 25
 """A typing indicator is dismissed on reply or after 25 s (M-typing)."""

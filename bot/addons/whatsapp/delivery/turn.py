@@ -41,6 +41,7 @@ from bot.addons.whatsapp.providers.base import Provider
 
 if TYPE_CHECKING:
     from bot.addons.whatsapp.handoff.service import Handoff
+    from bot.addons.whatsapp.proactive.service import Proactive
     from bot.addons.whatsapp.voice.service import VoiceNotes
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class TurnRunner:
 
     handoff: Handoff | None = None  # set by the channel: paused conversations go to Chatwoot
     voice: VoiceNotes | None = None  # set by the channel when a voice backend is configured
+    proactive: Proactive | None = None  # set by the channel: stop and resume words
 
     def __init__(
         self,
@@ -109,6 +111,9 @@ class TurnRunner:
             self._in_background(self._mark_read(message.wamid))
         output = self.output(self.journal.progress(message.wamid, item.already_sent))
         if self.handoff is not None and await self.handoff.intercept(message, output.progress):
+            await self.journal.finish(message.wamid)
+            return
+        if self.proactive is not None and await self._consent(message):
             await self.journal.finish(message.wamid)
             return
         try:
@@ -196,6 +201,14 @@ class TurnRunner:
                 name = (event.metadata or {}).get("utter_action")
                 return name if isinstance(name, str) else None
         return None
+
+    async def _consent(self, message: InboundMessage) -> bool:
+        assert self.proactive is not None
+        try:
+            return await self.proactive.intercept(message)
+        except Exception:  # the database down: the bot still answers the message
+            logger.exception("Could not apply a consent word from %s", message.wamid)
+            return False
 
     async def close(self) -> None:
         """Wait for the read receipts still in flight."""

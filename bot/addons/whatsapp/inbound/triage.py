@@ -11,7 +11,7 @@ conversation through the identity map (README, "Usernames and business-scoped us
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 
 from bot.addons.whatsapp.config import WhatsAppSettings
@@ -45,6 +45,9 @@ class Triage:
         self.metrics = metrics
         self.state = state
         self._fields_logged: set[str] = set()
+        # Called with every webhook's events after they are applied (the proactive
+        # store records delivery statuses and opt-outs); each handles its own failures.
+        self.listeners: list[Callable[[list[WebhookEvent]], Awaitable[None]]] = []
 
     def record(self, events: list[WebhookEvent]) -> list[InboundMessage]:
         """Count every event, log statuses, errors and alerts; return the messages."""
@@ -149,6 +152,8 @@ class Triage:
                 )
             elif isinstance(event, OperatorAlert) and event.template:
                 await routing.set_template_status(event.template, event.event)
+        for listener in self.listeners:
+            await listener(events)
 
     async def addressed(self, messages: list[InboundMessage]) -> list[InboundMessage]:
         """The messages the bot answers, each keyed on its conversation (identity map).

@@ -37,6 +37,7 @@ from bot.addons.whatsapp.inbound.webhook import Intake, Reply
 from bot.addons.whatsapp.ingress.relay import Relay
 from bot.addons.whatsapp.logs import install_log_masking
 from bot.addons.whatsapp.metrics import Metrics
+from bot.addons.whatsapp.proactive.deliveries import DeliveryRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,9 @@ class Ingress:
             sender_queue_size=settings.sender_queue_size,
         )
         self.intake = Intake(settings, self.metrics, self.dedup, self.relay)
+        # Statuses stop here (only messages are relayed): record them for notifications.
+        self.deliveries = DeliveryRecorder(settings)
+        self.intake.triage.listeners.append(self.deliveries.observe)
         # Renew only: the turns of a dead ingress are rasa run's to adopt.
         self.lease = Lease(self.dedup, settings.lease_seconds, self.metrics)
 
@@ -163,6 +167,7 @@ class Ingress:
         await self.lease.stop()  # the journal's leftovers are adopted at once
         await self.dedup.close()
         await self.intake.state.close()  # identity map and thread owners
+        await self.deliveries.close()
 
     # --- routes ---------------------------------------------------------------------
 
