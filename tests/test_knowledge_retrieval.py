@@ -27,3 +27,16 @@ def test_top1_accuracy_on_the_retrieval_set_is_at_least_85_percent() -> None:
     for miss in misses:
         print("  miss:", miss)
     assert accuracy >= 0.85, misses
+
+
+def test_what_do_you_do_with_my_data_is_answered_from_the_data_document() -> None:
+    index = KnowledgeIndex(ROOT / "knowledge" / "docs")
+    hit = index.answer("o que vocês fazem com meus dados?")
+    assert hit is not None
+    assert (hit.section.slug, hit.section.title) == (
+        "dados-pessoais",
+        "O que fazemos com seus dados",
+    )
+    erasure = index.answer("como faço para apagar meus dados?")
+    assert erasure is not None
+    assert erasure.section.title == "Como pedir uma cópia ou apagar seus dados"

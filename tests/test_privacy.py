@@ -358,3 +358,23 @@ def test_the_command_refuses_when_conversations_live_only_in_rasas_memory(
     endpoints.write_text('action_endpoint:\n  url: "http://localhost:5055/webhook"\n')
     assert main(["export", MARIA, "--endpoints", str(endpoints)]) == 2
     assert "live in the memory of the running `rasa run`" in capsys.readouterr().err
+
+
+async def test_on_a_sqlite_tracker_store_the_conversation_is_erased_and_another_kept(
+    tmp_path: Path,
+) -> None:
+    from rasa.core.tracker_store import SQLTrackerStore
+
+    store = SQLTrackerStore(Domain.empty(), dialect="sqlite", db=str(tmp_path / "trackers.db"))
+    agent = RasaLikeAgent(store=store, locks=InMemoryLockStore())
+    async with serve_channel(agent) as s:
+        stores = Stores(store, agent.locks, s.channel.state, Waiting())
+        await converse(s, stores.waiting)
+        other_before = events_of(await store.retrieve(OTHER))
+        exported = await export(stores, MARIA)
+        assert list(exported["conversations"]) == [MARIA_PHONE]
+        erasure = await erase(stores, MARIA)
+        assert erasure.removed["tracker"] == ["55*********21"]
+    assert await store.retrieve(MARIA_PHONE) is None
+    assert events_of(await store.retrieve(OTHER)) == other_before
+    assert sorted(await store.keys()) == [OTHER]
