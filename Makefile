@@ -12,7 +12,8 @@ TRAINING_FILES := config.yml domain.yml $(wildcard data/*.yml)
 CODE   := bot actions knowledge simulator tests scripts bench
 
 .PHONY: help install system-deps train run test lint format validate test-unit test-stories test-nlu clean \
-        register-webhook list-webhooks bench test-fast docs docs-serve eval campaign campaign-report
+        register-webhook list-webhooks bench test-fast docs docs-serve eval campaign campaign-report \
+        privacy-export privacy-erase
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -94,6 +95,14 @@ register-webhook: install ## Register WEBHOOK_PUBLIC_URL with Serpro (reads .env
 
 list-webhooks: install ## List the webhooks registered with Serpro
 	$(PY) -m bot.addons.whatsapp.providers.serpro list
+
+privacy-export: install ## A citizen's data as JSON for an access request (LGPD): make privacy-export ID=<phone or BSUID> [OUT=file]
+	@test -n "$(ID)" || { echo "usage: make privacy-export ID=<phone or BSUID> [OUT=file]"; exit 2; }
+	$(PY) -m bot.addons.whatsapp.privacy export "$(ID)" $(if $(OUT),--out "$(OUT)")
+
+privacy-erase: install ## Erase everything stored about a citizen (LGPD): make privacy-erase ID=<phone or BSUID>
+	@test -n "$(ID)" || { echo "usage: make privacy-erase ID=<phone or BSUID>"; exit 2; }
+	$(PY) -m bot.addons.whatsapp.privacy erase "$(ID)"
 
 clean: ## Remove the trained model and test results
 	rm -rf models results artifacts .run site

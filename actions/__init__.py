@@ -14,3 +14,8 @@ def _in_the_action_server() -> bool:
 
 if _in_the_action_server():
     install_log_masking("rasa_sdk")
+    from actions.knowledge_client import KnowledgeSettings
+
+    # At start, not at the first question: a bad PRIVACY_PSEUDONYM_KEY stops the server here,
+    # with the variable's name.
+    KnowledgeSettings.from_env()

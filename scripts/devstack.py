@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.endpoints import write_redis_endpoints
+from scripts.endpoints import tracker_retention_seconds, write_redis_endpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -212,7 +212,11 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
         # Several processes on one Redis: Rasa's lock and tracker stores go there too.
         action_url = f"http://localhost:{action_port}/webhook"
         written = write_redis_endpoints(
-            RUN_DIR / "endpoints.yml", env["REDIS_URL"], action_url, env.get("REDIS_PASSWORD")
+            RUN_DIR / "endpoints.yml",
+            env["REDIS_URL"],
+            action_url,
+            env.get("REDIS_PASSWORD"),
+            tracker_retention_seconds(env),
         )
         endpoints = str(written)
     services.append(
@@ -231,8 +235,9 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
                 endpoints,
             ],
             f"http://localhost:{rasa_port}/",
-            # The ingress answers the webhooks: turns run on rasa run's own loop.
-            {"WPP_TURN_THREAD": "false", **env},
+            # The ingress answers the webhooks: turns run on rasa run's own loop. Rasa's
+            # telemetry is off unless the operator turns it on (docs: Personal data).
+            {"WPP_TURN_THREAD": "false", "RASA_TELEMETRY_ENABLED": "false", **env},
         )
     )
     services.append(

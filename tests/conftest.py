@@ -27,8 +27,8 @@ def trained_model() -> Path:
 
 # --- No secret and no full phone number in any log line of the whole run ---------------
 # Every log record of the test process is kept, and the logs of every process the tests
-# started (artifacts/logs/) are read at the end; a secret used by the tests or a citizen's
-# full phone number in any of them fails the run.
+# started (artifacts/logs/) are read at the end; a secret used by the tests, a citizen's
+# full phone number or BSUID, a CPF or an e-mail address in any of them fails the run.
 
 TEST_SECRETS = (
     "test-app-secret",
@@ -52,6 +52,21 @@ PHONE = re.compile(r"(?<!\d)(55\d{10,11}|1555000[2-9]\d{3})(?!\d)")
 # Their business-scoped user ids (unmasked: ten digits or more after the country) and the
 # fixtures' username.
 BSUID = re.compile(r"\b[A-Z]{2}\.(?:ENT\.)?\d{10,}|@joana\.lima")
+# CPFs, formatted or as 11 digits whose check digits make them one, and e-mail addresses
+# (a masked one, "j***@exemplo.gov.br", has no name character before its "@").
+CPF = re.compile(r"(?<![\d.])(\d{3}\.\d{3}\.\d{3}-\d{2}|\d{11})(?![\d-])")
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}")
+
+
+def _is_cpf(text: str) -> bool:
+    digits = re.sub(r"\D", "", text)
+    if len(set(digits)) == 1:
+        return False
+    for size in (9, 10):
+        total = sum(int(d) * (size + 1 - i) for i, d in enumerate(digits[:size]))
+        if (total * 10 % 11) % 10 != int(digits[size]):
+            return False
+    return True
 
 
 class _Keep(logging.Handler):
@@ -77,6 +92,8 @@ def leaks(lines: list[str]) -> list[str]:
             any(secret in line for secret in TEST_SECRETS)
             or PHONE.search(line)
             or BSUID.search(line)
+            or any("." in m.group(0) or _is_cpf(m.group(0)) for m in CPF.finditer(line))
+            or EMAIL.search(line)
         ):
             found.append(line[:300])
     return found
@@ -96,5 +113,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             lines += path.read_text(encoding="utf-8", errors="replace").splitlines()
     found = leaks(lines)
     if found:
-        print("\nLOG LEAKS: secrets or full phone numbers were logged:", *found[:20], sep="\n  ")
+        print(
+            "\nLOG LEAKS: secrets, full phone numbers, CPFs or e-mails were logged:",
+            *found[:20],
+            sep="\n  ",
+        )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

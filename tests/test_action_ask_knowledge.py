@@ -13,10 +13,16 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.actions import ActionAskKnowledge
-from actions.knowledge_client import KnowledgeClient, KnowledgeSettings
+from actions.knowledge_client import (
+    KnowledgeClient,
+    KnowledgeConfigurationError,
+    KnowledgeSettings,
+    pseudonym,
+)
 from tests.support.stack import free_port
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+KEY = b"test-pseudonym-key-0123456789"
 
 
 @asynccontextmanager
@@ -61,6 +67,7 @@ async def run_action(
     url: str, question: str = "como pago o iptu atrasado?", **settings: Any
 ) -> tuple[list[dict[str, Any]], CollectingDispatcher]:
     action = ActionAskKnowledge()
+    settings.setdefault("pseudonym_key", KEY)
     action.client = KnowledgeClient(KnowledgeSettings(url=url, **settings))
     dispatcher = CollectingDispatcher()
     try:
@@ -89,7 +96,7 @@ async def test_an_answer_is_sent_with_up_to_three_sources() -> None:
     assert seen == [
         {
             "question": "como pago o iptu atrasado?",
-            "sender_id": "5561999998888",
+            "sender_id": pseudonym(KEY, "5561999998888"),
             "language": "pt-BR",
         }
     ]
@@ -168,3 +175,36 @@ async def test_field_names_and_bearer_token_are_settings() -> None:
     assert seen[0][0]["pergunta"] == "como pago o iptu atrasado?"
     assert seen[0][1] == "Bearer s3cret"
     assert slot(events) == ["answered"] and dispatcher.messages[0]["text"] == "Sim, pelo portal."
+
+
+async def test_the_knowledge_api_never_sees_the_phone_number_unless_the_operator_opts_in() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(await request.json())
+        return web.json_response({"answer": "Pague pelo portal.", "sources": []})
+
+    async with knowledge_api(handler) as url:
+        await run_action(url)
+        await run_action(url, pseudonym_key=b"another-key-for-another-deployment")
+        await run_action(url, send_sender_id=True)
+    senders = [body["sender_id"] for body in seen]
+    assert senders[0] == pseudonym(KEY, "5561999998888")
+    assert senders[0].startswith("p-") and len(senders[0]) == 34
+    assert senders[1] != senders[0] and "5561999998888" not in senders[:2]
+    assert senders[2] == "5561999998888"  # KNOWLEDGE_SEND_SENDER_ID=true
+
+
+def test_the_pseudonym_key_comes_from_the_environment_and_a_short_one_is_refused() -> None:
+    key = "a-long-enough-pseudonym-key"
+    settings = KnowledgeSettings.from_env({"PRIVACY_PSEUDONYM_KEY": key})
+    again = KnowledgeSettings.from_env({"PRIVACY_PSEUDONYM_KEY": key})
+    assert settings.sender_for("5561999998888") == again.sender_for("5561999998888")
+    assert settings.sender_for("5561999998888") == pseudonym(key.encode(), "5561999998888")
+    # Without a key each process draws its own: never the phone, not stable across restarts.
+    first, second = KnowledgeSettings.from_env({}), KnowledgeSettings.from_env({})
+    assert first.sender_for("5561999998888") != second.sender_for("5561999998888")
+    assert KnowledgeSettings.from_env({"KNOWLEDGE_SEND_SENDER_ID": "true"}).send_sender_id
+    assert "pseudonym_key" not in repr(settings) and key not in repr(settings)
+    with pytest.raises(KnowledgeConfigurationError, match="PRIVACY_PSEUDONYM_KEY"):
+        KnowledgeSettings.from_env({"PRIVACY_PSEUDONYM_KEY": "short"})

@@ -69,9 +69,42 @@ def test_every_service_has_a_health_check_and_restart_policy(name: str) -> None:
     assert isinstance(test, list) and test[0] in {"CMD", "CMD-SHELL"} and len(test) > 1
 
 
-@pytest.mark.parametrize("name", ["rasa", "action-server"])
+@pytest.mark.parametrize("name", ["rasa", "webhook"])
 def test_secrets_come_from_the_env_file(name: str) -> None:
     assert SERVICES[name]["env_file"] in (".env", [".env"])
+
+
+def variables_read_by(package: str) -> set[str]:
+    """Every environment variable the code of ``package`` reads by name."""
+    pattern = re.compile(r'(?:environ|env)\.get\(\s*"([A-Z][A-Z0-9_]*)"')
+    return {
+        name
+        for path in (ROOT / package).glob("*.py")
+        for name in pattern.findall(path.read_text(encoding="utf-8"))
+    }
+
+
+CHANNEL_SECRETS = re.compile(r"^(WPP_|SERPRO_|CHATWOOT_|REDIS_)")
+
+
+def test_the_action_server_gets_exactly_the_variables_the_actions_read() -> None:
+    service = SERVICES["action-server"]
+    assert "env_file" not in service  # .env holds the WhatsApp, Serpro and Chatwoot secrets
+    given = set(service["environment"])
+    assert given == variables_read_by("actions")
+    assert {"PRIVACY_PSEUDONYM_KEY", "KNOWLEDGE_API_TOKEN"} <= given
+    assert not [name for name in given if CHANNEL_SECRETS.match(name)]
+    # Each default is the code's own, so an unset variable changes nothing.
+    assert service["environment"]["KNOWLEDGE_TIMEOUT"] == "${KNOWLEDGE_TIMEOUT:-8}"
+    assert "env_file" not in SERVICES["knowledge"]
+    assert set(SERVICES["knowledge"]["environment"]) <= variables_read_by("knowledge") | {
+        "KNOWLEDGE_INDEX_PATH"
+    }
+
+
+def test_rasa_telemetry_is_off_unless_the_operator_turns_it_on() -> None:
+    environment = SERVICES["rasa"]["environment"]
+    assert environment["RASA_TELEMETRY_ENABLED"] == "${RASA_TELEMETRY_ENABLED:-false}"
 
 
 def test_depends_on_names_existing_services_with_health_conditions() -> None:

@@ -15,7 +15,7 @@ from redis.exceptions import AuthenticationError
 from bot.addons.lock_store import AtomicRedisLockStore
 from bot.addons.whatsapp.redis_client import redis_client
 from scripts import devstack
-from scripts.endpoints import redis_endpoints, write_redis_endpoints
+from scripts.endpoints import redis_endpoints, tracker_retention_seconds, write_redis_endpoints
 from tests.support.redis import redis_server
 
 
@@ -33,6 +33,7 @@ def test_a_redis_url_is_spelled_out_for_rasa() -> None:
         **endpoints["lock_store"],
         "type": "redis",
         "key_prefix": "tracker",
+        "record_exp": 90 * 86400,
     }
     assert endpoints["action_endpoint"] == {"url": "http://a:5055/webhook"}
     assert redis_endpoints("redis://localhost", None)["lock_store"]["port"] == 6379  # type: ignore[index]
@@ -145,3 +146,44 @@ def test_every_component_authenticates_on_a_password_protected_redis(
         monkeypatch.delenv("REDIS_PASSWORD")
         with pytest.raises(AuthenticationError):
             asyncio.run(ping())
+
+
+def test_a_tracker_expires_after_the_configured_retention(tmp_path: Path) -> None:
+    # The tracker store's own save sets the expiry, renewed at every turn.
+    retention = tracker_retention_seconds({"PRIVACY_RETENTION_DAYS": "30"})
+    assert retention == 30 * 86400
+    assert (
+        tracker_retention_seconds(
+            {"PRIVACY_RETENTION_DAYS": "30", "PRIVACY_TRACKER_RETENTION_DAYS": "7"}
+        )
+        == 7 * 86400
+    )
+    with redis_server() as redis:
+        path = write_redis_endpoints(tmp_path / "endpoints.yml", redis.url, None, None, retention)
+        store = TrackerStore.create(
+            read_endpoint_config(str(path), "tracker_store"), Domain.empty()
+        )
+        tracker = asyncio.run(store.get_or_create_tracker("5561999990000"))
+        asyncio.run(store.save(tracker))
+        ttl = store.red.ttl(store.key_prefix + "5561999990000")
+        assert 30 * 86400 - 5 < ttl <= 30 * 86400
+
+
+@pytest.mark.parametrize("value", ["0.5", "soon", "-3"])
+def test_a_retention_that_is_not_a_number_of_days_is_refused_by_name(value: str) -> None:
+    with pytest.raises(ValueError, match="PRIVACY_TRACKER_RETENTION_DAYS"):
+        tracker_retention_seconds({"PRIVACY_TRACKER_RETENTION_DAYS": value})
+
+
+def test_make_run_keeps_trackers_for_the_retention_and_rasa_telemetry_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(devstack, "RUN_DIR", tmp_path)
+    env = {"REDIS_URL": "redis://localhost:6379/0", "PRIVACY_RETENTION_DAYS": "30"}
+    services, _ = devstack.build_services(env)
+    rasa = next(s for s in services if s.name == "rasa")
+    endpoints = rasa.argv[rasa.argv.index("--endpoints") + 1]
+    assert read_endpoint_config(endpoints, "tracker_store").kwargs["record_exp"] == 30 * 86400
+    assert rasa.env["RASA_TELEMETRY_ENABLED"] == "false"
+    services, _ = devstack.build_services({"RASA_TELEMETRY_ENABLED": "true"})
+    assert next(s for s in services if s.name == "rasa").env["RASA_TELEMETRY_ENABLED"] == "true"

@@ -68,6 +68,7 @@ def test_the_shipped_policy_is_the_one_chosen_on_the_tune_split(retriever: Retri
         ("o postinho abre cedo?", "ubs-consultas"),
         ("quanto é o imposto da casa", "iptu"),
         ("o lixeiro esqueceu minha rua", "coleta-de-lixo"),
+        ("o que vocês fazem com meus dados?", "dados-pessoais"),
     ],
 )
 def test_citizen_words_find_the_document_words(

@@ -115,7 +115,7 @@ async def test_bad_requests_get_400_with_a_reason(
 
 async def test_the_index_is_rebuilt_when_a_document_changes(service: tuple[str, Path]) -> None:
     url, docs = service
-    question = {"question": "horário do planetário municipal"}
+    question = {"question": "quando abre o planetário?"}
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{url}/ask", json=question) as r:
             assert r.status == 404

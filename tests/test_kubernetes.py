@@ -13,6 +13,7 @@ import yaml
 from bot.addons.whatsapp.ingress.app import DEFAULT_PORT
 from scripts import devstack
 from scripts.endpoints import redis_endpoints
+from tests.test_compose import CHANNEL_SECRETS, variables_read_by
 
 with warnings.catch_warnings():  # its pkg_resources and distutils imports warn
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -153,8 +154,8 @@ def test_every_variable_is_one_the_code_documents_and_secrets_stay_in_the_secret
     referenced = set(re.findall(r"\$\{([A-Z0-9_]+)\}", credentials + serpro))
     assert referenced <= config | secret, sorted(referenced - config - secret)
     for name in secret:
-        assert re.search(r"TOKEN|SECRET|PASSWORD|CLIENT_ID", name), f"{name} is no secret"
-    for name in ("rasa", "webhook", "action-server"):
+        assert re.search(r"TOKEN|SECRET|PASSWORD|CLIENT_ID|_KEY$", name), f"{name} is no secret"
+    for name in ("rasa", "webhook"):  # the action server: only its own (test below)
         sources = container(name)["envFrom"]
         assert {"configMapRef": {"name": "nova-aurora-config"}} in sources
         assert {"secretRef": {"name": "nova-aurora-secrets"}} in sources
@@ -173,3 +174,26 @@ def test_rasa_and_redis_start_as_in_compose() -> None:
     assert container("webhook")["command"] == services["webhook"]["entrypoint"]
     assert container("knowledge")["command"] == services["knowledge"]["entrypoint"]
     assert container("action-server")["args"] == services["action-server"]["command"]
+
+
+def test_the_action_server_gets_only_the_variables_the_actions_read() -> None:
+    spec = container("action-server")
+    assert "envFrom" not in spec  # the Secret holds the WhatsApp, Serpro and Chatwoot secrets
+    given = {item["name"]: item["valueFrom"] for item in spec["env"]}
+    assert set(given) == variables_read_by("actions")
+    secret_refs = {name for name, ref in given.items() if "secretKeyRef" in ref}
+    assert secret_refs == {"KNOWLEDGE_API_TOKEN", "PRIVACY_PSEUDONYM_KEY"}
+    secret = find("Secret", "nova-aurora-secrets")["stringData"]
+    assert secret_refs <= set(secret)
+    assert not [name for name in given if CHANNEL_SECRETS.match(name)]
+
+
+def test_rasa_telemetry_is_off_and_the_retention_set_for_every_pod() -> None:
+    config = find("ConfigMap", "nova-aurora-config")["data"]
+    assert config["RASA_TELEMETRY_ENABLED"] == "false"
+    assert config["PRIVACY_RETENTION_DAYS"] == "90"
+    for name in ("rasa", "webhook"):
+        refs = [
+            e["configMapRef"]["name"] for e in container(name)["envFrom"] if "configMapRef" in e
+        ]
+        assert refs == ["nova-aurora-config"]

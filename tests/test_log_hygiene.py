@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.addons.whatsapp.logs import mask_phone
+from bot.addons.whatsapp.logs import MaskKnownNumbers, mask_personal_data, mask_phone
 from tests.conftest import leaks
 
 
@@ -134,3 +134,31 @@ def test_the_action_server_and_knowledge_service_share_one_masking_file() -> Non
     assert copies["actions"] == copies["knowledge"]
     main = (root / "knowledge" / "__main__.py").read_text("utf-8")
     assert "install_log_masking(" in main  # at start-up, once logging is configured
+
+
+CPF, CPF_DIGITS, EMAIL = "529.982.247-25", "52998224725", "joana.lima@exemplo.gov.br"
+
+
+def test_the_leak_check_catches_cpfs_and_emails_but_not_masked_ones() -> None:
+    assert leaks([f"cpf {CPF}"]) and leaks([f"cpf {CPF_DIGITS}"]) and leaks([f"de {EMAIL}"])
+    assert not leaks([mask_personal_data(f"cpf {CPF} {CPF_DIGITS} de {EMAIL}")])
+    # Other ids of 11 digits (not a CPF's check digits) and timestamps are not flagged.
+    assert not leaks(["media 12345678901 at 1795525361"])
+
+
+def test_cpfs_and_emails_are_masked_in_anyones_log_lines_by_the_channel() -> None:
+    mask = MaskKnownNumbers()
+    record = logging.LogRecord("rasa.x", logging.INFO, __file__, 1, "%s %s %s", None, None)
+    record.args = (CPF, CPF_DIGITS, EMAIL)
+    assert mask.filter(record)
+    assert record.getMessage() == "***.***.***-** *********** j***@exemplo.gov.br"
+
+
+@pytest.mark.parametrize("package", ["actions", "knowledge"])
+def test_the_action_server_and_knowledge_service_mask_cpfs_emails_and_bsuids(
+    package: str,
+) -> None:
+    module = importlib.import_module(f"{package}.log_masking")
+    assert module.mask_numbers(f"{CPF} {CPF_DIGITS} {EMAIL} BR.1502576394655843") == (
+        "***.***.***-** 52*******25 j***@exemplo.gov.br BR.**************43"
+    )

@@ -16,7 +16,7 @@ WhatsApp outage waits over 90 s with the default retries). An expired ticket is 
 by the next process that looks, and that process's turn then runs beside this one, out
 of order. So a turn starts only once its ticket is confirmed first in line and unexpired
 (:meth:`AtomicRedisLockStore._hold`), and the ticket is renewed every third of its
-lifetime until the turn ends.
+lifetime until the turn ends. The lock's key expires a minute after its last ticket.
 
 Use it in ``endpoints.yml``::
 
@@ -70,7 +70,10 @@ class AtomicRedisLockStore(RedisLockStore):
             if new_lock is None:
                 pipe.delete(key)
             else:
-                pipe.set(key, new_lock.dumps())
+                # The key names a citizen: it expires a minute after its last ticket, so a
+                # process that died holding it leaves nothing behind for ever.
+                last = max((t.expires for t in new_lock.tickets), default=time.time())
+                pipe.set(key, new_lock.dumps(), ex=max(1, int(last - time.time()) + 60))
             outcome[:] = [result]
 
         self.red.transaction(transaction, key)

@@ -97,7 +97,7 @@ class WhatsAppInput(InputChannel):
         self.settings = settings
         self.metrics = Metrics()
         self.provider = provider or create_provider(settings)
-        self.state = create_state(settings.redis_url)  # identities, thread owners
+        self.state = create_state(settings.redis_url, settings.channel_retention_seconds)
         self.sender = Sender.from_settings(self.provider, settings, self.metrics, self.state)
         self.dedup = dedup or create_dedup_store(
             settings.redis_url,

@@ -220,7 +220,17 @@ class WhatsAppSettings:
     daily_recipient_limit: int = setting(
         "WPP_DAILY_RECIPIENT_LIMIT", DAILY_RECIPIENTS_DEFAULT, WHOLE, at_least=1
     )
+    # How long a silent citizen's data is kept (docs/operators/personal-data.md); the channel's
+    # own keys (identity map, preferences, handoff waits) may be given their own period.
+    retention_days: float = setting("PRIVACY_RETENTION_DAYS", 90.0, REAL, at_least=1)
+    channel_retention_days: float = setting("PRIVACY_CHANNEL_RETENTION_DAYS", 0.0, REAL, at_least=0)
     intents: InboundIntents = field(default_factory=InboundIntents)
+
+    @property
+    def channel_retention_seconds(self) -> float:
+        """The channel keys' retention: ``PRIVACY_CHANNEL_RETENTION_DAYS``, or when it is 0
+        ``PRIVACY_RETENTION_DAYS``."""
+        return (self.channel_retention_days or self.retention_days) * 86400.0
 
     @property
     def relay_secret(self) -> str:

@@ -1,5 +1,5 @@
-"""Log helpers: phone numbers and secrets kept out of log lines, and warnings about events
-that come in floods throttled."""
+"""Log helpers: phone numbers, BSUIDs, CPFs, e-mail addresses and secrets kept out of log
+lines, and warnings about events that come in floods throttled."""
 
 from __future__ import annotations
 
@@ -67,13 +67,48 @@ def mask_id(identifier: str | None) -> str:
     return mask_phone(identifier)
 
 
+_CPF_FORMATTED: Final = re.compile(r"(?<![\d.])\d{3}\.\d{3}\.\d{3}-\d{2}(?![\d-])")
+_ELEVEN_DIGITS: Final = re.compile(r"(?<![\d.])\d{11}(?!\d)")
+_EMAIL: Final = re.compile(r"[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}")
+
+
+def is_cpf(digits: str) -> bool:
+    """Whether 11 digits are a valid CPF (both check digits right, not all one digit)."""
+    if len(digits) != 11 or not digits.isdigit() or len(set(digits)) == 1:
+        return False
+    for size in (9, 10):
+        total = sum(int(d) * (size + 1 - i) for i, d in enumerate(digits[:size]))
+        if (total * 10 % 11) % 10 != int(digits[size]):
+            return False
+    return True
+
+
+def mask_personal_data(text: str) -> str:
+    """``text`` with CPF numbers and e-mail addresses masked. Pure.
+
+    A formatted CPF (``123.456.789-09``) is always masked, a run of 11 digits only when
+    its check digits make it a CPF (other ids of 11 digits stay readable); an e-mail
+    keeps its first character and its domain (``j***@exemplo.gov.br``).
+    """
+    masked = _CPF_FORMATTED.sub("***.***.***-**", text)
+    masked = _ELEVEN_DIGITS.sub(lambda m: "*" * 11 if is_cpf(m.group(0)) else m.group(0), masked)
+    if "@" in masked:
+        masked = _EMAIL.sub(_masked_email, masked)
+    return masked
+
+
+def _masked_email(match: re.Match[str]) -> str:
+    local, _, domain = match.group(0).partition("@")
+    return local[:1] + "***@" + domain
+
+
 _USERNAME_IN_TEXT = re.compile(r"@[A-Za-z0-9._]+[A-Za-z0-9_]")
 _DIGIT_RUN = re.compile(r"(?<!\d)\+?\d{8,15}(?!\d)")
 
 
 class MaskKnownNumbers(logging.Filter):
-    """Masks the phone numbers, BSUIDs and usernames of the channel's users in every log
-    line, whoever logs it.
+    """Masks the phone numbers, BSUIDs and usernames of the channel's users, and every CPF
+    and e-mail address, in every log line, whoever logs it.
 
     Rasa itself logs sender ids (e.g. "Circuit breaker tripped … for sender '5561…'"). The
     channel remembers the identifiers of each user it hands to Rasa (a bounded set) and
@@ -120,6 +155,7 @@ class MaskKnownNumbers(logging.Filter):
     def _mask_text(self, text: str) -> str:
         # BSUIDs are masked by their shape; numbers and usernames when they are known.
         masked = _BSUID_IN_TEXT.sub(lambda m: mask_user_id(m.group(0)), text)
+        masked = mask_personal_data(masked)
         if self._numbers:
             masked = _DIGIT_RUN.sub(self._mask, masked)
         if self._usernames and "@" in masked:

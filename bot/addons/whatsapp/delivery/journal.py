@@ -65,6 +65,7 @@ end
 if claimed then
   if ARGV[3] ~= '' then
     redis.call('HSET', KEYS[2], ARGV[4], ARGV[3])
+    redis.call('EXPIRE', KEYS[2], ARGV[2])
     redis.call('SET', KEYS[3], '1', 'EX', ARGV[5])
   end
   return 1
@@ -77,6 +78,7 @@ _TAKE_OVER = """
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 1
    or (ARGV[4] == '1' and redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1) then
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('EXPIRE', KEYS[2], ARGV[5])
   redis.call('SET', KEYS[3], '1', 'EX', ARGV[3])
   return 1
 end
@@ -97,6 +99,7 @@ local record = redis.call('HGET', KEYS[1], ARGV[1])
 if record then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('HSET', KEYS[2], ARGV[1], record)
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
 end
 """
 
@@ -116,6 +119,10 @@ for i = 1, #entries, 2 do
   redis.call('HSET', KEYS[3], entries[i], entries[i + 1])
   redis.call('HSET', KEYS[4], entries[i], entries[i + 1])
 end
+if #entries > 0 then
+  redis.call('EXPIRE', KEYS[3], ARGV[1])
+  redis.call('EXPIRE', KEYS[4], ARGV[1])
+end
 redis.call('DEL', KEYS[2], KEYS[5])
 return #entries / 2
 """
@@ -124,6 +131,9 @@ return #entries / 2
 class RedisDedupStore:
     """Claims shared by every process on one Redis, with a journal per process.
 
+    Every key expires (the journals and backlogs too, ``ttl_seconds`` after their last
+    write: a citizen's message is not kept beyond the dedup window even by a process that
+    died with nobody to adopt its journal).
     Keys (``prefix`` = ``wa:``): ``dedup:<wamid>`` the claim (``SET NX EX``);
     ``journal:<owner>`` a hash of the owner's unfinished messages; ``sent:<wamid>`` how
     many replies went out; ``alive:<owner>`` the owner's lease; ``adopted:<owner>`` the
@@ -183,11 +193,13 @@ class RedisDedupStore:
             return await self.claim(key, record)
         again = await self._settle(key)
         keys = [f"{self._prefix}journal:{owner}", self._journal, self._alive]
-        args = [key, record, self._lease, "1" if again else ""]
+        args = [key, record, self._lease, "1" if again else "", self._ttl]
         try:
             return bool(await self._take_over(keys=keys, args=args))
         except Exception:
-            self._unsure_of(key, lambda k: self._give_back(keys=[self._journal, keys[0]], args=[k]))
+            self._unsure_of(
+                key, lambda k: self._give_back(keys=[self._journal, keys[0]], args=[k, self._ttl])
+            )
             raise
 
     async def release(self, key: str) -> None:
@@ -264,7 +276,7 @@ class RedisDedupStore:
                     self._adopted,
                     self._prefix + "adopted:" + dead,
                 ]
-                await self._adopt(keys=keys, args=[])
+                await self._adopt(keys=keys, args=[self._ttl])
         return await self.adopted()
 
     async def adopted(self) -> list[Orphan]:

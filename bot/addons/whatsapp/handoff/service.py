@@ -112,7 +112,11 @@ class Handoff:
             )
         )
         self.words = resume_words(settings.handoff_resume_words)
-        self.waiting = Waiting(settings.redis_url) if self.enabled else Waiting()
+        self.waiting = (
+            Waiting(settings.redis_url, retention_seconds=settings.channel_retention_seconds)
+            if self.enabled
+            else Waiting()
+        )
         self.webhook = ChatwootWebhook(
             settings.chatwoot_webhook_secret,
             settings.chatwoot_signing_secret,

@@ -23,6 +23,7 @@ from rasa.shared.core.events import ConversationPaused, ConversationResumed, Slo
 from bot.addons.whatsapp.redis_client import redis_client
 
 SLOT = "handoff_conversation"
+WAITING_KEY = "wa:handoff:waiting"
 
 
 @dataclass(frozen=True)
@@ -82,11 +83,22 @@ class TrackerState:
 
 
 class Waiting:
-    """Handoffs no agent has answered yet: ``wa_id`` -> when the handoff started."""
+    """Handoffs no agent has answered yet: ``wa_id`` -> when the handoff started.
 
-    def __init__(self, redis_url: str = "", key: str = "wa:handoff:waiting") -> None:
+    Entries leave when an agent answers or the wait times out; on Redis the hash also
+    expires ``retention_seconds`` after the last handoff started, so an entry nobody claims
+    (every replica down for longer than the timeout) is not kept beyond the retention.
+    """
+
+    def __init__(
+        self,
+        redis_url: str = "",
+        key: str = WAITING_KEY,
+        retention_seconds: float = 90 * 86400.0,
+    ) -> None:
         self._redis: Any = redis_client(redis_url) if redis_url else None
         self._key = key
+        self._ttl = max(1, int(retention_seconds))
         self._local: dict[str, float] = {}
 
     async def start(self, wa_id: str, at: float | None = None) -> None:
@@ -94,7 +106,17 @@ class Waiting:
         if self._redis is None:
             self._local[wa_id] = at
         else:
-            await self._redis.hset(self._key, wa_id, repr(at))
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self._key, wa_id, repr(at))
+                pipe.expire(self._key, self._ttl)
+                await pipe.execute()
+
+    async def started(self, wa_id: str) -> float | None:
+        """When ``wa_id``'s handoff started, if it still waits for an agent."""
+        if self._redis is None:
+            return self._local.get(wa_id)
+        value = await self._redis.hget(self._key, wa_id)
+        return float(value) if value is not None else None
 
     async def take(self, wa_id: str) -> float | None:
         """Remove ``wa_id``; when it started, if this call is the one that removed it."""

@@ -24,7 +24,11 @@ Replies go to the phone when one is known for the key, else to the BSUID (sent a
 ``recipient``). Usernames are display names only, never identifiers.
 
 The map lives in Redis when ``REDIS_URL`` is set, shared by every ``rasa run`` and ingress
-process, and never expires (like the trackers it points to); otherwise in memory.
+process, otherwise in memory. On Redis each entry is its own key with the channel's
+retention (``PRIVACY_CHANNEL_RETENTION_DAYS``, docs/operators/personal-data.md), renewed by
+every message of the citizen: the map forgets a citizen who has been silent that long, as
+the tracker store forgets the conversation. The keys are per citizen so that an erasure
+(:mod:`bot.addons.whatsapp.privacy`) finds and deletes exactly one person's entries.
 """
 
 from __future__ import annotations
@@ -43,9 +47,11 @@ BSUID: Final = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
 """Meta's BSUID format (LIMITS.md §8.1): country code, ``.``, optional ``ENT.`` (a parent
 BSUID), up to 128 alphanumerics."""
 
-ALIAS_KEY: Final = "wa:identity:alias"  # identifier -> conversation key
-PHONE_KEY: Final = "wa:identity:phone"  # conversation key -> latest phone
-USER_KEY: Final = "wa:identity:user"  # conversation key -> latest BSUID
+ALIAS_PREFIX: Final = "wa:identity:alias:"  # + identifier -> conversation key
+PHONE_PREFIX: Final = "wa:identity:phone:"  # + conversation key -> latest phone
+USER_PREFIX: Final = "wa:identity:user:"  # + conversation key -> latest BSUID
+IDS_PREFIX: Final = "wa:identity:ids:"  # + conversation key -> set of its identifiers
+DEFAULT_RETENTION_SECONDS: Final = 90 * 86400.0  # PRIVACY_RETENTION_DAYS' default
 
 
 def is_bsuid(value: str | None) -> bool:
@@ -103,6 +109,13 @@ class IdentityMap(Protocol):
     async def contact(self, key: str) -> Contact:
         """What is known of ``key`` (a key never seen is its own address)."""
 
+    async def identifiers(self, identifier: str) -> tuple[str, frozenset[str]]:
+        """The conversation key of ``identifier`` (itself when unknown) and every
+        identifier recorded for that key, ``identifier`` and the key included."""
+
+    async def forget(self, key: str) -> list[str]:
+        """Remove everything recorded for ``key``; what was removed (for the erasure log)."""
+
     async def close(self) -> None: ...
 
 
@@ -138,18 +151,37 @@ class MemoryIdentityMap:
     async def contact(self, key: str) -> Contact:
         return Contact(key, self.phones.get(key, ""), self.users.get(key, ""))
 
+    async def identifiers(self, identifier: str) -> tuple[str, frozenset[str]]:
+        key = self.aliases.get(identifier, identifier)
+        ids = {i for i, k in self.aliases.items() if k == key} | {identifier, key}
+        return key, frozenset(ids)
+
+    async def forget(self, key: str) -> list[str]:
+        removed = [f"alias:{i}" for i, k in self.aliases.items() if k == key]
+        self.aliases = {i: k for i, k in self.aliases.items() if k != key}
+        removed += [
+            name
+            for name, kept in (("phone", self.phones), ("user", self.users))
+            if kept.pop(key, None) is not None
+        ]
+        return removed
+
     async def close(self) -> None:
         pass
 
 
 # The same rule as choose_key + MemoryIdentityMap._record, in one atomic step, so that two
 # processes receiving two messages of one new citizen at once agree on its key.
-# KEYS: alias, phone, user hashes. ARGV: phone, user_id, parent_user_id, previous (or "").
+# Every entry gets the retention again (the citizen is active). The keys depend on the key
+# found, so they are built here: like the journal, a single Redis (not a Cluster).
+# ARGV: phone, user_id, parent_user_id, previous (or ""), retention seconds.
 _RESOLVE = """
-local phone, user, parent, previous = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local phone, user, parent, previous, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local ALIAS, PHONE = 'wa:identity:alias:', 'wa:identity:phone:'
+local USER, IDS = 'wa:identity:user:', 'wa:identity:ids:'
 local function alias(id)
   if id == '' then return false end
-  return redis.call('HGET', KEYS[1], id)
+  return redis.call('GET', ALIAS .. id)
 end
 local key = false
 if previous ~= '' then key = alias(previous) end
@@ -158,7 +190,7 @@ if not key then key = alias(parent) end
 if not key then
   local phone_key = alias(phone)
   if phone_key then
-    local previous_user = redis.call('HGET', KEYS[3], phone_key)
+    local previous_user = redis.call('GET', USER .. phone_key)
     if user ~= '' and previous_user and previous_user ~= user then
       key = user
     else
@@ -169,26 +201,34 @@ end
 if not key then
   if phone ~= '' then key = phone elseif user ~= '' then key = user else key = parent end
 end
+redis.call('SADD', IDS .. key, key)
 for _, id in ipairs({phone, user, parent}) do
-  if id ~= '' then redis.call('HSET', KEYS[1], id, key) end
+  if id ~= '' then
+    redis.call('SET', ALIAS .. id, key, 'EX', ttl)
+    redis.call('SADD', IDS .. key, id)
+  end
 end
-if phone ~= '' then redis.call('HSET', KEYS[2], key, phone) end
-if user ~= '' then redis.call('HSET', KEYS[3], key, user) end
+redis.call('EXPIRE', IDS .. key, ttl)
+if phone ~= '' then redis.call('SET', PHONE .. key, phone, 'EX', ttl)
+else redis.call('EXPIRE', PHONE .. key, ttl) end
+if user ~= '' then redis.call('SET', USER .. key, user, 'EX', ttl)
+else redis.call('EXPIRE', USER .. key, ttl) end
 return key
 """
 
 
 class RedisIdentityMap:
-    """The map on Redis, shared by every process (three hashes, no expiry)."""
+    """The map on Redis, shared by every process; each entry expires after ``retention_seconds``
+    without a message from its citizen."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, retention_seconds: float = DEFAULT_RETENTION_SECONDS) -> None:
         self._redis = client
         self._script = client.register_script(_RESOLVE)
+        self._ttl = max(1, int(retention_seconds))
 
     async def _run(self, ids: Citizen, previous: str = "") -> str:
         key = await self._script(
-            keys=[ALIAS_KEY, PHONE_KEY, USER_KEY],
-            args=[ids.phone, ids.user_id, ids.parent_user_id, previous],
+            keys=[], args=[ids.phone, ids.user_id, ids.parent_user_id, previous, self._ttl]
         )
         return key.decode() if isinstance(key, bytes) else str(key)
 
@@ -199,9 +239,27 @@ class RedisIdentityMap:
         return await self._run(ids, previous)
 
     async def contact(self, key: str) -> Contact:
-        phone = await self._redis.hget(PHONE_KEY, key)
-        user = await self._redis.hget(USER_KEY, key)
+        phone = await self._redis.get(PHONE_PREFIX + key)
+        user = await self._redis.get(USER_PREFIX + key)
         return Contact(key, _text(phone), _text(user))
+
+    async def identifiers(self, identifier: str) -> tuple[str, frozenset[str]]:
+        key = _text(await self._redis.get(ALIAS_PREFIX + identifier)) or identifier
+        members = await self._redis.smembers(IDS_PREFIX + key)
+        return key, frozenset({_text(m) for m in members} | {identifier, key})
+
+    async def forget(self, key: str) -> list[str]:
+        _, ids = await self.identifiers(key)
+        names = [ALIAS_PREFIX + i for i in sorted(ids)]
+        names += [PHONE_PREFIX + key, USER_PREFIX + key, IDS_PREFIX + key]
+        removed = []
+        for name in names:
+            # An alias re-pointed to another citizen's key (a recycled number) is theirs now.
+            if name.startswith(ALIAS_PREFIX) and _text(await self._redis.get(name)) != key:
+                continue
+            if await self._redis.delete(name):
+                removed.append(name)
+        return removed
 
     async def close(self) -> None:
         await self._redis.close()
@@ -213,5 +271,9 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def create_identity_map(redis_url: str) -> IdentityMap:
-    return RedisIdentityMap(redis_client(redis_url)) if redis_url else MemoryIdentityMap()
+def create_identity_map(
+    redis_url: str, retention_seconds: float = DEFAULT_RETENTION_SECONDS
+) -> IdentityMap:
+    if not redis_url:
+        return MemoryIdentityMap()
+    return RedisIdentityMap(redis_client(redis_url), retention_seconds)

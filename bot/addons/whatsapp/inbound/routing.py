@@ -13,8 +13,10 @@
 * **Template statuses** (``message_template_status_update``): a template ``PAUSED`` or
   ``DISABLED`` is not used as the 24-hour re-engagement fallback until it is approved again.
 
-Kept on Redis when ``REDIS_URL`` is set (shared by every process), else in memory. The
-:class:`ChannelState` bundles this store with the identity map.
+Kept on Redis when ``REDIS_URL`` is set (shared by every process), else in memory. A
+citizen's preferences are one hash per citizen that expires after the channel's retention
+(``PRIVACY_CHANNEL_RETENTION_DAYS``), renewed when they change. The :class:`ChannelState`
+bundles this store with the identity map.
 """
 
 from __future__ import annotations
@@ -24,11 +26,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from bot.addons.whatsapp.inbound.identity import IdentityMap, create_identity_map
+from bot.addons.whatsapp.inbound.identity import (
+    DEFAULT_RETENTION_SECONDS,
+    IdentityMap,
+    create_identity_map,
+)
 from bot.addons.whatsapp.redis_client import redis_client
 
 OWNER_PREFIX: Final = "wa:thread:owner:"  # + conversation key -> the app that owns it
-PREFERENCES_PREFIX: Final = "wa:prefs:"  # + category: hash key -> stop/resume
+PREFERENCES_PREFIX: Final = "wa:prefs:"  # + conversation key: hash category -> stop/resume
 TEMPLATES_KEY: Final = "wa:template:status"  # hash name -> last event
 
 UNUSABLE_TEMPLATE_EVENTS: Final = frozenset({"PAUSED", "DISABLED", "REJECTED", "PENDING_DELETION"})
@@ -51,6 +57,12 @@ class RoutingStore(Protocol):
     async def set_preference(self, key: str, category: str, value: str) -> None: ...
 
     async def preference(self, key: str, category: str) -> str | None: ...
+
+    async def preferences_of(self, key: str) -> dict[str, str]:
+        """Every preference of ``key`` (category -> value), for an access request."""
+
+    async def forget(self, key: str) -> list[str]:
+        """Remove ``key``'s thread owner and preferences; what was removed."""
 
     async def set_template_status(self, name: str, event: str) -> None: ...
 
@@ -92,6 +104,16 @@ class MemoryRoutingStore:
     async def preference(self, key: str, category: str) -> str | None:
         return self.preferences.get((key, category))
 
+    async def preferences_of(self, key: str) -> dict[str, str]:
+        return {c: v for (k, c), v in self.preferences.items() if k == key}
+
+    async def forget(self, key: str) -> list[str]:
+        removed = ["thread owner"] if self.owners.pop(key, None) is not None else []
+        mine = [(k, c) for (k, c) in self.preferences if k == key]
+        for entry in mine:
+            del self.preferences[entry]
+        return removed + [f"preference:{c}" for _, c in mine]
+
     async def set_template_status(self, name: str, event: str) -> None:
         self.templates[name] = event
 
@@ -103,10 +125,13 @@ class MemoryRoutingStore:
 
 
 class RedisRoutingStore:
-    """Ownership as keys that expire when the thread goes idle; the rest as hashes."""
+    """Ownership as keys that expire when the thread goes idle; a citizen's preferences as
+    a hash that expires after ``retention_seconds``; template statuses as one hash (no
+    personal data)."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, retention_seconds: float = DEFAULT_RETENTION_SECONDS) -> None:
         self._redis = client
+        self._ttl = max(1, int(retention_seconds))
 
     async def hand_over(self, key: str, app_id: str, idle_seconds: float) -> None:
         await self._redis.set(OWNER_PREFIX + key, app_id or "other", ex=max(1, int(idle_seconds)))
@@ -122,11 +147,22 @@ class RedisRoutingStore:
         return _text(value) if value is not None else None
 
     async def set_preference(self, key: str, category: str, value: str) -> None:
-        await self._redis.hset(PREFERENCES_PREFIX + category, key, value)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(PREFERENCES_PREFIX + key, category, value)
+            pipe.expire(PREFERENCES_PREFIX + key, self._ttl)
+            await pipe.execute()
 
     async def preference(self, key: str, category: str) -> str | None:
-        value = await self._redis.hget(PREFERENCES_PREFIX + category, key)
+        value = await self._redis.hget(PREFERENCES_PREFIX + key, category)
         return _text(value) if value is not None else None
+
+    async def preferences_of(self, key: str) -> dict[str, str]:
+        entries = await self._redis.hgetall(PREFERENCES_PREFIX + key)
+        return {_text(c): _text(v) for c, v in entries.items()}
+
+    async def forget(self, key: str) -> list[str]:
+        names = [OWNER_PREFIX + key, PREFERENCES_PREFIX + key]
+        return [name for name in names if await self._redis.delete(name)]
 
     async def set_template_status(self, name: str, event: str) -> None:
         await self._redis.hset(TEMPLATES_KEY, name, event)
@@ -155,8 +191,18 @@ class ChannelState:
         await self.routing.close()
 
 
-def create_state(redis_url: str) -> ChannelState:
-    """On Redis when ``redis_url`` is set (shared across processes), else in memory."""
+def create_state(
+    redis_url: str, retention_seconds: float = DEFAULT_RETENTION_SECONDS
+) -> ChannelState:
+    """On Redis when ``redis_url`` is set (shared across processes), else in memory.
+
+    Args:
+        redis_url: the channel's Redis, or "" for memory.
+        retention_seconds: how long a silent citizen's identities and preferences are kept.
+    """
     if not redis_url:
         return ChannelState(create_identity_map(""), MemoryRoutingStore())
-    return ChannelState(create_identity_map(redis_url), RedisRoutingStore(redis_client(redis_url)))
+    return ChannelState(
+        create_identity_map(redis_url, retention_seconds),
+        RedisRoutingStore(redis_client(redis_url), retention_seconds),
+    )

@@ -106,7 +106,7 @@ class Intake:
         # Anyone can send refused requests (401, 403, 413, 503 …) by the thousand: one
         # line per reason per interval, every one counted in the metrics.
         self.refusals = ThrottledLog(log=logger)
-        self.state = state or create_state(settings.redis_url)
+        self.state = state or create_state(settings.redis_url, settings.channel_retention_seconds)
         self.triage = Triage(settings, metrics, self.state)
         metrics.queue_depth = lambda: sink.depth
         metrics.dedup_entries = lambda: len(dedup) if isinstance(dedup, Sized) else 0
