@@ -1,10 +1,12 @@
 """Channel settings: read once at start-up from ``credentials.yml`` and the environment.
 
-Secrets are referenced in ``credentials.yml`` as ``${VAR}`` (Rasa substitutes them and
-stops with the variable's name when one is undefined); everything else has a default and
-may be overridden by an environment variable. :meth:`WhatsAppSettings.from_credentials`
-checks that every value the chosen provider needs is present and names the variable
-when one is missing or invalid.
+``credentials.yml`` only registers the channel (and may rename intents): every value,
+secrets included, comes from the environment, and ``WPP_PROVIDER`` alone chooses the
+provider, so one file serves both. A value given in ``credentials.yml`` (``${VAR}``
+substituted by Rasa) still wins over the environment, except ``provider``, which must
+agree with ``WPP_PROVIDER``. :meth:`WhatsAppSettings.from_credentials` checks that every
+value the chosen provider needs is present and names the variable when one is missing or
+invalid.
 
 Each setting is declared once, as a field of :class:`WhatsAppSettings` built with
 :func:`setting`: its credentials key (the field name), environment variable, default,
@@ -236,7 +238,8 @@ class WhatsAppSettings:
 
         Raises:
             ConfigurationError: naming the environment variable of a missing or invalid
-                value, or an unknown key under ``intents``.
+                value, an unknown key under ``intents``, or both providers when
+                ``credentials.yml``'s ``provider`` disagrees with ``WPP_PROVIDER``.
         """
         creds = dict(credentials or {})
         env = os.environ if environ is None else environ
@@ -247,6 +250,17 @@ class WhatsAppSettings:
             if text is not None:
                 values[name] = row.parse(text.strip())
         provider: ProviderName = values.get("provider", "cloud")
+        # WPP_PROVIDER alone chooses the provider; a file naming another one is a mistake
+        # (a Serpro deployment serving the Cloud API), not a choice.
+        chosen = SETTINGS["provider"].parse(env.get("WPP_PROVIDER", "cloud").strip())
+        if provider != chosen:
+            raise ConfigurationError(
+                f"The WhatsApp channel cannot start: credentials.yml says provider: {provider} "
+                f"but WPP_PROVIDER is {chosen}"
+                f"{'' if 'WPP_PROVIDER' in env else ' (unset: the default)'}; "
+                "WPP_PROVIDER alone chooses the provider: set it to the one you mean and "
+                "remove 'provider' from credentials.yml"
+            )
         missing = [
             row.variable
             for name, row in SETTINGS.items()
