@@ -81,7 +81,7 @@ test-nlu: install train ## NLU on held-out phrases (tests/nlu_holdout.yml); fail
 	$(RASA) test nlu --model $(MODEL) --nlu tests/nlu_holdout.yml --out results/nlu
 	$(PY) -m scripts.check_nlu results/nlu/intent_report.json --min-accuracy 0.90
 
-test: system-deps lint validate test-unit test-ingress test-stories test-nlu ## Everything CI runs: lint, validate, pytest (docs included), stories, NLU
+test: system-deps lint validate test-unit test-ingress test-stories test-nlu ## Everything CI runs: lint, validate, pytest (docs included), the ingress on its Python, stories, NLU
 	@echo "make test: all checks passed"
 
 bench: install train ## Benchmarks on a real stack (~12 min): bench/results/results.{md,json}
