@@ -10,10 +10,17 @@ UV     := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 MODEL  := models/nova-aurora.tar.gz
 TRAINING_FILES := config.yml domain.yml $(wildcard data/*.yml)
 CODE   := bot actions knowledge simulator tests scripts bench
+# The webhook ingress's own environment (deploy/ingress/: Python 3.12+, current aiohttp):
+# a local 3.13 or 3.12 when there is one (pyenv's included), else uv fetches 3.12.
+INGRESS_VENV   := $(CURDIR)/.venv-ingress
+INGRESS_PYTHON ?= $(shell for p in $(HOME)/.pyenv/versions/3.13*/bin/python3 \
+	$(HOME)/.pyenv/versions/3.12*/bin/python3 python3.13 python3.12; do \
+	"$$p" -c "" 2>/dev/null && { command -v "$$p"; break; }; done || true)
+INGRESS_TESTS  := tests/test_ingress_runtime.py tests/chaos/test_compressed_bombs.py
 
 .PHONY: help install system-deps train run test lint format validate test-unit test-stories test-nlu clean \
         register-webhook list-webhooks bench test-fast docs docs-serve eval campaign campaign-report \
-        privacy-export privacy-erase
+        privacy-export privacy-erase test-ingress
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -55,6 +62,16 @@ format: install ## Apply ruff's formatting and safe fixes
 test-unit: install system-deps train ## pytest: unit, HTTP and end-to-end tests (uses the trained model)
 	$(PY) -m pytest
 
+$(INGRESS_VENV)/.installed: deploy/ingress/pyproject.toml deploy/ingress/uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
+		python3 -m pip install --quiet uv
+	UV_PROJECT_ENVIRONMENT=$(INGRESS_VENV) $(UV) sync --frozen --group test \
+		--project deploy/ingress --python $(or $(INGRESS_PYTHON),3.12)
+	@touch $@
+
+test-ingress: $(INGRESS_VENV)/.installed ## The ingress's tests on its own interpreter (Python 3.12+, current aiohttp: deploy/ingress/)
+	$(INGRESS_VENV)/bin/python -m pytest -q $(INGRESS_TESTS)
+
 test-fast: install ## The inner loop (~1 min): unit and HTTP tests, no training, no rasa run (pytest -m "not e2e")
 	$(PY) -m pytest -m "not e2e" -q
 
@@ -69,7 +86,7 @@ test-nlu: install train ## NLU on held-out phrases (tests/nlu_holdout.yml); fail
 eval: install train ## Score NLU and knowledge answers on the held-out sets (tune/final); fails below the targets on final
 	$(PY) -m scripts.eval --check
 
-test: system-deps lint validate test-unit test-stories test-nlu ## Everything CI runs: lint, validate, pytest (docs included), stories, NLU
+test: system-deps lint validate test-unit test-ingress test-stories test-nlu ## Everything CI runs: lint, validate, pytest (docs included), the ingress on its Python, stories, NLU
 	@echo "make test: all checks passed"
 
 bench: install train ## Benchmarks on a real stack (~7-9 min on 2 cores): bench/results/results.{md,json}

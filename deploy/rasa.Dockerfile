@@ -14,7 +14,7 @@ RUN python -m pip install --no-cache-dir --no-deps --only-binary=:all: -r /tmp/r
 WORKDIR /app
 COPY bot /app/bot
 COPY scripts/__init__.py scripts/endpoints.py /app/scripts/
-COPY credentials.yml credentials.serpro.yml /app/
+COPY credentials.yml /app/
 COPY models/nova-aurora.tar.gz /app/models/nova-aurora.tar.gz
 ENV PYTHONPATH=/app
 

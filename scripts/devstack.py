@@ -205,8 +205,6 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
             )
         )
         where = f"Open the WhatsApp simulator: http://localhost:{simulator_port}"
-    serpro = env.get("WPP_PROVIDER") == "serpro"
-    credentials = "credentials.serpro.yml" if serpro else "credentials.yml"
     endpoints = env.get("RASA_ENDPOINTS", "endpoints.yml")
     if env.get("REDIS_URL") and "RASA_ENDPOINTS" not in env:
         # Several processes on one Redis: Rasa's lock and tracker stores go there too.
@@ -230,7 +228,8 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
                 "--port",
                 rasa_port,
                 "--credentials",
-                credentials,
+                # One file for both providers: WPP_PROVIDER in env chooses.
+                "credentials.yml",
                 "--endpoints",
                 endpoints,
             ],
@@ -252,7 +251,8 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
                 "--rasa-url",
                 f"http://localhost:{rasa_port}",
                 "--credentials",
-                credentials,
+                # One file for both providers: WPP_PROVIDER in env chooses.
+                "credentials.yml",
             ],
             f"http://localhost:{webhook_port}/webhooks/whatsapp/health",
             env,

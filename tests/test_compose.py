@@ -53,9 +53,12 @@ def base_image(service: str) -> str:
 
 
 def test_images_are_built_on_the_locked_rasa_and_sdk_versions() -> None:
-    for service in ("rasa", "webhook"):
-        assert base_image(service) == f"rasa/rasa:{locked_version('rasa')}-full"
-        assert SERVICES[service]["image"] == "nova-aurora/rasa:local"
+    assert base_image("rasa") == f"rasa/rasa:{locked_version('rasa')}-full"
+    assert SERVICES["rasa"]["image"] == "nova-aurora/rasa:local"
+    # The public-facing ingress: its own image on a supported Python (3.12 or newer).
+    version = re.fullmatch(r"python:3\.(\d+)\.\d+-slim", base_image("webhook"))
+    assert version and int(version.group(1)) >= 12, base_image("webhook")
+    assert SERVICES["webhook"]["image"] == "nova-aurora/ingress:local"
     for service in ("action-server", "knowledge"):
         assert base_image(service) == f"rasa/rasa-sdk:{locked_version('rasa-sdk')}"
         assert SERVICES[service]["image"] == "nova-aurora/sdk:local"
@@ -137,13 +140,15 @@ def test_every_variable_used_is_documented_or_defaulted() -> None:
         assert default or name in documented, f"${{{name}}} is neither defaulted nor documented"
 
 
-@pytest.mark.parametrize("name", ["credentials.yml", "credentials.serpro.yml"])
-def test_credentials_variables_are_documented(name: str) -> None:
-    text = (ROOT / name).read_text(encoding="utf-8")
-    documented = documented_variables()
-    used = {name for name, _ in VAR_REF.findall(text)}
-    assert used, "credentials.yml should read its secrets from the environment"
-    assert used <= documented, f"undocumented: {sorted(used - documented)}"
+def test_one_credentials_file_serves_both_providers_so_wpp_provider_alone_chooses() -> None:
+    document = yaml.safe_load((ROOT / "credentials.yml").read_text(encoding="utf-8"))
+    # No provider and no secrets in the file: the environment gives them all.
+    assert document == {"bot.addons.whatsapp.WhatsAppInput": None}
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    assert "CREDENTIALS_FILE" not in text
+    for name in ("rasa", "webhook"):
+        assert "./credentials.yml:/app/credentials.yml:ro" in SERVICES[name]["volumes"]
+        assert SERVICES[name]["env_file"] == ".env"  # where WPP_PROVIDER is set
 
 
 def test_rasa_uses_redis_lock_and_tracker_stores_written_from_redis_url() -> None:

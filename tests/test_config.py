@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from rasa.shared.exceptions import InvalidConfigException
 
 from bot.addons.whatsapp.channel import WhatsAppInput
@@ -44,12 +45,70 @@ def test_a_missing_cloud_variable_is_named(missing: str) -> None:
 
 
 def test_serpro_needs_its_own_variables_not_metas() -> None:
+    env = {"WPP_PROVIDER": "serpro", "SERPRO_CLIENT_ID": "c"}
     with pytest.raises(ConfigurationError) as raised:
-        WhatsAppSettings.from_credentials({"provider": "serpro"}, {"SERPRO_CLIENT_ID": "c"})
+        WhatsAppSettings.from_credentials({}, env)
     message = str(raised.value)
     for name in ("SERPRO_CLIENT_SECRET", "SERPRO_WABA_ID", "SERPRO_WEBHOOK_TOKEN"):
         assert name in message
     assert "WPP_APP_SECRET" not in message
+
+
+SERPRO_ENV = {
+    "WPP_PROVIDER": "serpro",
+    "SERPRO_CLIENT_ID": "5561999990000",
+    "SERPRO_CLIENT_SECRET": "serpro-secret",
+    "SERPRO_WABA_ID": "waba",
+    "SERPRO_WEBHOOK_TOKEN": "hook-secret",
+}
+
+
+def shipped_credentials() -> dict[str, object] | None:
+    document = yaml.safe_load((ROOT / "credentials.yml").read_text(encoding="utf-8"))
+    section: dict[str, object] | None = document["bot.addons.whatsapp.WhatsAppInput"]
+    return section
+
+
+@pytest.mark.parametrize(("env", "provider"), [(CLOUD_ENV, "cloud"), (SERPRO_ENV, "serpro")])
+def test_wpp_provider_alone_chooses_the_provider_of_the_one_credentials_file(
+    env: dict[str, str], provider: str
+) -> None:
+    settings = WhatsAppSettings.from_credentials(shipped_credentials(), env)
+    assert settings.provider == provider
+    assert settings.relay_secret == env.get("WPP_APP_SECRET", env.get("SERPRO_WEBHOOK_TOKEN"))
+
+
+def test_a_credentials_provider_that_disagrees_with_wpp_provider_names_both() -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        WhatsAppSettings.from_credentials({"provider": "cloud"}, {**SERPRO_ENV, **CLOUD_ENV})
+    assert str(raised.value) == (
+        "The WhatsApp channel cannot start: credentials.yml says provider: cloud but "
+        "WPP_PROVIDER is serpro; WPP_PROVIDER alone chooses the provider: set it to the one "
+        "you mean and remove 'provider' from credentials.yml"
+    )
+
+
+def test_an_unset_wpp_provider_is_cloud_and_a_serpro_file_disagrees_with_it() -> None:
+    env = {k: v for k, v in SERPRO_ENV.items() if k != "WPP_PROVIDER"}
+    with pytest.raises(
+        ConfigurationError,
+        match=r"provider: serpro but WPP_PROVIDER is cloud \(unset: the default\)",
+    ):
+        WhatsAppSettings.from_credentials({"provider": "serpro"}, env)
+
+
+def test_a_credentials_provider_that_agrees_is_accepted_in_any_case() -> None:
+    settings = WhatsAppSettings.from_credentials({"provider": "Serpro"}, SERPRO_ENV)
+    assert settings.provider == "serpro"
+
+
+def test_rasa_run_gets_the_disagreement_as_its_own_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in SERPRO_ENV.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(InvalidConfigException, match="provider: cloud but WPP_PROVIDER is serpro"):
+        WhatsAppInput.from_credentials({"provider": "cloud"})
 
 
 @pytest.mark.parametrize(

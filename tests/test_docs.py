@@ -92,7 +92,7 @@ def variables_read_by_the_code() -> set[str]:
         for source in (ROOT / folder).rglob("*.py"):
             for match in ENV_READ.finditer(source.read_text(encoding="utf-8")):
                 names.add(next(group for group in match.groups() if group))
-    for config in ("credentials.yml", "credentials.serpro.yml", "docker-compose.yml"):
+    for config in ("credentials.yml", "docker-compose.yml"):
         names |= set(CONFIG_REFERENCE.findall((ROOT / config).read_text(encoding="utf-8")))
     return names - INTERPRETER_VARIABLES
 

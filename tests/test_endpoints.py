@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import yaml
 from rasa.core.lock_store import LockStore
 from rasa.core.tracker_store import RedisTrackerStore, TrackerStore
 from rasa.shared.core.domain import Domain
@@ -13,10 +14,12 @@ from rasa.utils.endpoints import read_endpoint_config
 from redis.exceptions import AuthenticationError
 
 from bot.addons.lock_store import AtomicRedisLockStore
+from bot.addons.whatsapp.config import WhatsAppSettings
 from bot.addons.whatsapp.redis_client import redis_client
 from scripts import devstack
 from scripts.endpoints import redis_endpoints, tracker_retention_seconds, write_redis_endpoints
 from tests.support.redis import redis_server
+from tests.support.stack import ROOT
 
 
 def test_a_redis_url_is_spelled_out_for_rasa() -> None:
@@ -187,3 +190,23 @@ def test_make_run_keeps_trackers_for_the_retention_and_rasa_telemetry_off(
     assert rasa.env["RASA_TELEMETRY_ENABLED"] == "false"
     services, _ = devstack.build_services({"RASA_TELEMETRY_ENABLED": "true"})
     assert next(s for s in services if s.name == "rasa").env["RASA_TELEMETRY_ENABLED"] == "true"
+
+
+def test_make_run_serves_serpro_from_wpp_provider_alone_with_the_one_credentials_file() -> None:
+    env = {
+        "WPP_PROVIDER": "serpro",
+        "SERPRO_CLIENT_ID": "5561999990000",
+        "SERPRO_CLIENT_SECRET": "serpro-secret",
+    }
+    services, _ = devstack.build_services(env)
+    by_name = {s.name: s for s in services}
+    assert "simulator" not in by_name  # real Serpro credentials: no simulator
+    for name in ("rasa", "webhook"):
+        service = by_name[name]
+        assert service.argv[service.argv.index("--credentials") + 1] == "credentials.yml"
+        assert service.env["WPP_PROVIDER"] == "serpro"
+    document = yaml.safe_load((ROOT / "credentials.yml").read_text(encoding="utf-8"))
+    section = document["bot.addons.whatsapp.WhatsAppInput"]
+    for name in ("rasa", "webhook"):
+        with_env = {**by_name[name].env, "SERPRO_WABA_ID": "w", "SERPRO_WEBHOOK_TOKEN": "t"}
+        assert WhatsAppSettings.from_credentials(section, with_env).provider == "serpro"

@@ -12,6 +12,7 @@ this venv) and nothing else, and each service's entry point is imported in it.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli
 import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -31,6 +33,7 @@ from scripts import image_requirements
 from scripts.endpoints import redis_endpoints
 
 ROOT = Path(__file__).resolve().parents[1]
+INGRESS_REQUIREMENTS = ROOT / "deploy" / "requirements-ingress.txt"
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES: dict[str, Any] = COMPOSE["services"]
 # An official image ▸ the distribution it installs.
@@ -40,12 +43,16 @@ BASE_IMAGES = {
 }
 
 
+PYTHON_IMAGE = re.compile(r"python:(?P<minor>3\.\d+)\.\d+-slim")
+
+
 @dataclass(frozen=True)
 class ImageContents:
     """What a service's container has: packages and the project's code under /app."""
 
     distributions: frozenset[str]
     code: frozenset[tuple[str, str]]  # (path under /app, path in the repository)
+    python: str = ""  # an official python:X.Y image's version; "" for the Rasa images' 3.10
 
 
 def base_distribution(image: str) -> str:
@@ -97,7 +104,9 @@ def image_contents(service: dict[str, Any]) -> ImageContents:
     dockerfile = (context / build["dockerfile"]).read_text(encoding="utf-8")
     base = re.search(r"^FROM (\S+)$", dockerfile, re.M)
     assert base, "the Dockerfile has no FROM"
-    packages = dependency_closure(base_distribution(base.group(1)))
+    python = PYTHON_IMAGE.fullmatch(base.group(1))
+    # python:X.Y-slim has no package beyond pip; a Rasa image has its distribution's closure.
+    packages = set() if python else dependency_closure(base_distribution(base.group(1)))
     code = set()
     for sources, target in re.findall(r"^COPY (.+) (\S+)$", dockerfile, re.M):
         for source in sources.split():
@@ -108,7 +117,7 @@ def image_contents(service: dict[str, Any]) -> ImageContents:
                 if target.endswith("/"):  # COPY a b /app/dir/: each into the folder
                     where += Path(source).name
                 code.add((where, source))
-    return ImageContents(frozenset(packages), frozenset(code))
+    return ImageContents(frozenset(packages), frozenset(code), python["minor"] if python else "")
 
 
 @cache
@@ -140,16 +149,47 @@ def link_distribution(dist: Distribution, name: str, site: Path) -> None:
                 target.symlink_to(Path(str(dist.locate_file(file))))
 
 
+def uv() -> list[str]:
+    """uv, as the Makefile finds it: on PATH, else the module pip installed."""
+    found = shutil.which("uv")
+    return [found] if found else [sys.executable, "-m", "uv"]
+
+
+def interpreter(minor: str) -> Path:
+    """A local Python ``minor`` (pyenv's or on PATH), as the python:``minor`` image has."""
+    found = sorted(Path.home().glob(f".pyenv/versions/{minor}.*/bin/python3"))
+    found += [Path(p) for p in filter(None, [shutil.which(f"python{minor}")])]
+    for python in found:
+        if (
+            subprocess.run([str(python), "-c", ""], capture_output=True, check=False).returncode
+            == 0
+        ):
+            return python
+    raise AssertionError(
+        f"no Python {minor} here for the ingress image's check (pyenv install {minor})"
+    )
+
+
 def throwaway_env(contents: ImageContents, where: Path) -> tuple[Path, Path]:
     """A virtualenv with only ``contents``'s distributions, and an /app with its code."""
     venv = where / "venv"
-    base_python = Path(sys.base_prefix) / "bin" / "python3"
-    subprocess.run(
-        [str(base_python), "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60
-    )
-    (site,) = (venv / "lib").glob("python3*/site-packages")
-    for name in sorted(contents.distributions):
-        link_distribution(distribution(name), name, site)
+    if contents.python:  # the image's own interpreter, the requirements file's exact wheels
+        subprocess.run(
+            [*uv(), "venv", "--quiet", "--python", str(interpreter(contents.python)), str(venv)],
+            check=True,
+            timeout=120,
+        )
+        install = [*uv(), "pip", "install", "--quiet", "--no-deps", "--only-binary", ":all:"]
+        install += ["--python", str(venv / "bin" / "python"), "-r", str(INGRESS_REQUIREMENTS)]
+        subprocess.run(install, check=True, timeout=300)
+    else:
+        base_python = Path(sys.base_prefix) / "bin" / "python3"
+        subprocess.run(
+            [str(base_python), "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60
+        )
+        (site,) = (venv / "lib").glob("python3*/site-packages")
+        for name in sorted(contents.distributions):
+            link_distribution(distribution(name), name, site)
     app = where / "app"
     app.mkdir()
     for inside, source in contents.code:
@@ -211,10 +251,32 @@ def test_the_sdk_services_import_with_their_images_packages(name: str, tmp_path:
     run_in_image(name, tmp_path)
 
 
-@pytest.mark.e2e  # imports rasa (TensorFlow): about 30 s each
-@pytest.mark.parametrize("name", ["rasa", "webhook"])
-def test_rasa_and_the_ingress_import_with_their_images_packages(name: str, tmp_path: Path) -> None:
-    run_in_image(name, tmp_path)
+@pytest.mark.e2e  # imports rasa (TensorFlow): about 30 s
+def test_rasa_imports_with_its_images_packages(tmp_path: Path) -> None:
+    run_in_image("rasa", tmp_path)
+
+
+def test_the_ingress_imports_on_its_images_python_with_its_packages_and_no_rasa(
+    tmp_path: Path,
+) -> None:
+    contents = image_contents(SERVICES["webhook"])
+    assert tuple(map(int, contents.python.split("."))) >= (3, 12), contents.python
+    assert not {"rasa", "sanic", "tensorflow"} & contents.distributions
+    run_in_image("webhook", tmp_path)
+
+
+def test_the_ingress_requirements_are_its_locks_current_versions() -> None:
+    lock = tomli.loads((ROOT / "deploy" / "ingress" / "uv.lock").read_text(encoding="utf-8"))
+    locked = {p["name"]: p["version"] for p in lock["package"] if "version" in p}
+    text = INGRESS_REQUIREMENTS.read_text(encoding="utf-8")
+    pinned = dict(line.split(";")[0].strip().split("==") for line in lines(text))
+    assert pinned == {name: locked[name] for name in pinned}
+    assert {"aiohttp", "redis", "pyyaml"} <= set(pinned)
+    assert tuple(int(part) for part in pinned["aiohttp"].split(".")[:2]) >= (3, 12)
+    dockerfile = (ROOT / "deploy" / "ingress.Dockerfile").read_text(encoding="utf-8")
+    assert "COPY deploy/requirements-ingress.txt /tmp/requirements.txt" in dockerfile
+    assert "--no-deps --only-binary=:all:" in dockerfile and "apt-get" not in dockerfile
+    assert re.findall(r"^USER (\S+)$", dockerfile, re.M)[-1] == "1001"
 
 
 def test_the_throwaway_env_lacks_what_the_image_lacks(tmp_path: Path) -> None:

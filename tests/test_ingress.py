@@ -222,6 +222,38 @@ def test_credentials_are_read_with_the_environment_substituted(tmp_path: Path) -
         channel_credentials(path, {"MEDIA_INTENT": "m"})
 
 
+def test_an_empty_channel_section_takes_everything_from_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "credentials.yml"
+    path.write_text("bot.addons.whatsapp.WhatsAppInput:\n", encoding="utf-8")
+    assert channel_credentials(path, {}) == {}
+    path.write_text("rest:\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"has no 'bot\.addons\.whatsapp\.WhatsAppInput'"):
+        channel_credentials(path, {})
+
+
+def test_wpp_provider_alone_switches_the_ingress_to_serpro(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the default credentials.yml
+    code = main([], {"WPP_PROVIDER": "serpro", "SERPRO_CLIENT_ID": "c"})
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "The WhatsApp channel (serpro) cannot start" in error
+    assert "SERPRO_WEBHOOK_TOKEN" in error and "WPP_APP_SECRET" not in error
+
+
+def test_a_credentials_file_naming_another_provider_stops_the_ingress_naming_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "credentials.yml"
+    path.write_text("bot.addons.whatsapp.WhatsAppInput:\n  provider: cloud\n", encoding="utf-8")
+    code = main(["--credentials", str(path)], {"WPP_PROVIDER": "serpro"})
+    assert code == 2
+    assert "credentials.yml says provider: cloud but WPP_PROVIDER is serpro" in (
+        capsys.readouterr().err
+    )
+
+
 def test_start_up_stops_naming_the_missing_variable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -150,8 +150,7 @@ def test_every_variable_is_one_the_code_documents_and_secrets_stay_in_the_secret
     assert config | secret <= documented, sorted((config | secret) - documented)
     assert not config & secret
     credentials = (ROOT / "credentials.yml").read_text(encoding="utf-8")
-    serpro = (ROOT / "credentials.serpro.yml").read_text(encoding="utf-8")
-    referenced = set(re.findall(r"\$\{([A-Z0-9_]+)\}", credentials + serpro))
+    referenced = set(re.findall(r"\$\{([A-Z0-9_]+)\}", credentials))
     assert referenced <= config | secret, sorted(referenced - config - secret)
     for name in secret:
         assert re.search(r"TOKEN|SECRET|PASSWORD|CLIENT_ID|_KEY$", name), f"{name} is no secret"

@@ -1,4 +1,7 @@
-"""End to end through Serpro: a real `rasa run` with WPP_PROVIDER=serpro and a fake Serpro."""
+"""End to end through Serpro: a real `rasa run` with WPP_PROVIDER=serpro and a fake Serpro.
+
+The same credentials.yml as the Cloud API: WPP_PROVIDER alone chooses the provider.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ def test_oi_through_serpro_gets_the_greeting_as_a_list(trained_model: Path, tmp_
         with start_rasa(
             port,
             env,
-            credentials=ROOT / "credentials.serpro.yml",
+            credentials=ROOT / "credentials.yml",  # the same file: WPP_PROVIDER chooses
             endpoints=endpoints,
             model=trained_model,
             name="rasa-serpro-e2e",

@@ -1,10 +1,12 @@
 """Channel settings: read once at start-up from ``credentials.yml`` and the environment.
 
-Secrets are referenced in ``credentials.yml`` as ``${VAR}`` (Rasa substitutes them and
-stops with the variable's name when one is undefined); everything else has a default and
-may be overridden by an environment variable. :meth:`WhatsAppSettings.from_credentials`
-checks that every value the chosen provider needs is present and names the variable
-when one is missing or invalid.
+``credentials.yml`` only registers the channel (and may rename intents): every value,
+secrets included, comes from the environment, and ``WPP_PROVIDER`` alone chooses the
+provider, so one file serves both. A value given in ``credentials.yml`` (``${VAR}``
+substituted by Rasa) still wins over the environment, except ``provider``, which must
+agree with ``WPP_PROVIDER``. :meth:`WhatsAppSettings.from_credentials` checks that every
+value the chosen provider needs is present and names the variable when one is missing or
+invalid.
 
 Each setting is declared once, as a field of :class:`WhatsAppSettings` built with
 :func:`setting`: its credentials key (the field name), environment variable, default,
@@ -15,118 +17,37 @@ parser and bound. Reading, validation and error messages all come from that tabl
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Final, Literal, TypeVar, get_args
+from typing import Any, Final, Literal
 
 from bot.addons.whatsapp.errors import ConfigurationError
 from bot.addons.whatsapp.inbound.intents import InboundIntents
 from bot.addons.whatsapp.limits import DAILY_RECIPIENTS_DEFAULT, MESSAGES_PER_SECOND_DEFAULT
+from bot.addons.whatsapp.setting import (
+    FLAG,
+    ID,
+    PATH,
+    REAL,
+    SETTING,
+    URL,
+    WHOLE,
+    ProviderName,
+    Setting,
+    one_of,
+    setting,
+)
 
 __all__ = ["InboundIntents", "WhatsAppSettings"]  # InboundIntents: inbound/intents.py
 
-ProviderName = Literal["cloud", "serpro"]
 VoiceBackend = Literal["none", "local", "api"]
 
 SILENCE_FALLBACK = (
     "Desculpe, tive um problema para responder agora. Tente de novo em alguns minutos."
 )
 
-TRUE_WORDS = {"1", "true", "yes", "on"}
-FALSE_WORDS = {"0", "false", "no", "off", ""}
-
-
-@dataclass(frozen=True)
-class Parser:
-    """How a setting's text becomes its value.
-
-    Attributes:
-        convert: text (already stripped) to value; raises ``ValueError`` on bad text.
-        expected: what the value must be, for the error message ("a number").
-    """
-
-    convert: Callable[[str], Any]
-    expected: str
-
-
-def _flag(text: str) -> bool:
-    if text.lower() in TRUE_WORDS:
-        return True
-    if text.lower() in FALSE_WORDS:
-        return False
-    raise ValueError(text)
-
-
-def _one_of(kind: Any) -> Parser:
-    """A parser for one of the names of a ``Literal`` type (any case)."""
-    names = get_args(kind)
-
-    def convert(text: str) -> Any:
-        if text.lower() in names:
-            return text.lower()
-        raise ValueError(text)
-
-    return Parser(convert, " or ".join(f"'{name}'" for name in names))
-
-
-TEXT = Parser(str, "text")
-URL = Parser(lambda text: text.rstrip("/"), "a URL")
-PATH = Parser(lambda text: text.strip("/"), "a path")
-FLAG = Parser(_flag, "true or false")
-WHOLE = Parser(int, "a number")
-ID = Parser(lambda text: int(text) if text else 0, "a number")  # empty: not set
-REAL = Parser(float, "a number")
-PROVIDER = _one_of(ProviderName)
-VOICE_BACKEND = _one_of(VoiceBackend)
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One row of the settings table (the field name is the ``credentials.yml`` key).
-
-    Attributes:
-        variable: the environment variable read when ``credentials.yml`` gives no value.
-        parser: how its text becomes the value.
-        at_least: the smallest number accepted (numbers only).
-        required_by: the provider that cannot start without a non-empty value.
-    """
-
-    variable: str
-    parser: Parser = TEXT
-    at_least: float | None = None
-    required_by: ProviderName | None = None
-
-    def parse(self, text: str) -> Any:
-        """The value of ``text``; raises :class:`ConfigurationError` naming the variable."""
-        try:
-            value = self.parser.convert(text)
-        except ValueError:
-            raise ConfigurationError(
-                f"{self.variable} must be {self.parser.expected}, not {text!r}"
-            ) from None
-        if self.at_least is not None and value < self.at_least:
-            raise ConfigurationError(
-                f"{self.variable} must be at least {self.at_least:g}, not {text!r}"
-            )
-        return value
-
-
-T = TypeVar("T")
-SETTING: Final = "setting"
-
-
-def setting(
-    variable: str,
-    default: T,
-    parser: Parser = TEXT,
-    *,
-    at_least: float | None = None,
-    required_by: ProviderName | None = None,
-    secret: bool = False,
-) -> T:
-    """A settings field: one row of the table (secrets are kept out of ``repr``)."""
-    row = Setting(variable, parser, at_least, required_by)
-    return field(default=default, repr=not secret, metadata={SETTING: row})
+PROVIDER = one_of(ProviderName)
+VOICE_BACKEND = one_of(VoiceBackend)
 
 
 @dataclass(frozen=True)
@@ -254,7 +175,8 @@ class WhatsAppSettings:
 
         Raises:
             ConfigurationError: naming the environment variable of a missing or invalid
-                value, or an unknown key under ``intents``.
+                value, an unknown key under ``intents``, or both providers when
+                ``credentials.yml``'s ``provider`` disagrees with ``WPP_PROVIDER``.
         """
         creds = dict(credentials or {})
         env = os.environ if environ is None else environ
@@ -265,6 +187,17 @@ class WhatsAppSettings:
             if text is not None:
                 values[name] = row.parse(text.strip())
         provider: ProviderName = values.get("provider", "cloud")
+        # WPP_PROVIDER alone chooses the provider; a file naming another one is a mistake
+        # (a Serpro deployment serving the Cloud API), not a choice.
+        chosen = SETTINGS["provider"].parse(env.get("WPP_PROVIDER", "cloud").strip())
+        if provider != chosen:
+            raise ConfigurationError(
+                f"The WhatsApp channel cannot start: credentials.yml says provider: {provider} "
+                f"but WPP_PROVIDER is {chosen}"
+                f"{'' if 'WPP_PROVIDER' in env else ' (unset: the default)'}; "
+                "WPP_PROVIDER alone chooses the provider: set it to the one you mean and "
+                "remove 'provider' from credentials.yml"
+            )
         missing = [
             row.variable
             for name, row in SETTINGS.items()

@@ -8,10 +8,10 @@ the messages to ``rasa run``, which runs the turns and sends the replies. Rasa's
 shares a process (or a GIL) with the webhook, so the 200 comes in milliseconds however
 busy the bot is, and ``rasa run`` spends all of its process on turns.
 
-Settings come from the same ``credentials.yml`` and environment as the channel (the
-provider's secret, ``REDIS_URL``, ``WPP_QUEUE_SIZE`` …). With ``REDIS_URL`` the ingress
-journals what it acknowledges under its own lease: if it dies before relaying, a ``rasa
-run`` process adopts the journal and answers those messages.
+Settings come from the same ``credentials.yml`` and environment as the channel
+(``WPP_PROVIDER``, the provider's secret, ``REDIS_URL``, ``WPP_QUEUE_SIZE`` …). With
+``REDIS_URL`` the ingress journals what it acknowledges under its own lease: if it dies
+before relaying, a ``rasa run`` process adopts the journal and answers those messages.
 """
 
 from __future__ import annotations
@@ -56,7 +56,10 @@ def channel_credentials(path: Path, environ: Mapping[str, str]) -> dict[str, Any
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigurationError(f"Cannot read {path}: {exc}") from None
-    section = document.get(CHANNEL_KEY) if isinstance(document, dict) else None
+    if not isinstance(document, dict) or CHANNEL_KEY not in document:
+        raise ConfigurationError(f"{path} has no '{CHANNEL_KEY}' section")
+    # An empty section is the usual one: every value comes from the environment.
+    section = document[CHANNEL_KEY] or {}
     if not isinstance(section, dict):
         raise ConfigurationError(f"{path} has no '{CHANNEL_KEY}' section")
 
@@ -210,9 +213,6 @@ def _respond(reply: Reply) -> web.Response:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     env = os.environ if environ is None else environ
-    default_credentials = (
-        "credentials.serpro.yml" if env.get("WPP_PROVIDER") == "serpro" else "credentials.yml"
-    )
     parser = argparse.ArgumentParser(
         prog="python -m bot.addons.whatsapp.ingress",
         description="The WhatsApp webhook in its own process, relaying to rasa run.",
@@ -225,7 +225,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         default=env.get("WPP_RASA_URL", "http://localhost:5005"),
         help="where rasa run serves the channel (default: WPP_RASA_URL or localhost:5005)",
     )
-    parser.add_argument("--credentials", type=Path, default=Path(default_credentials))
+    parser.add_argument("--credentials", type=Path, default=Path("credentials.yml"))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=env.get("LOG_LEVEL", "INFO").upper(),

@@ -1,0 +1,137 @@
+"""The ingress on its own, with no Rasa anywhere: what `make test-ingress` also runs on the
+ingress's own interpreter (Python 3.12+, current aiohttp: deploy/ingress/).
+
+A stand-in for ``rasa run``'s relay route checks what the ingress relays exactly as the
+channel does (the relay signature over the exact body, ``{"owner", "messages"}``) and
+takes everything (``{"accepted": n}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot.addons.whatsapp.config import WhatsAppSettings
+from bot.addons.whatsapp.inbound.signature import RELAY_SIGNATURE_HEADER, relay_signature, sign
+from bot.addons.whatsapp.ingress.app import Ingress
+from tests.support.stack import free_port
+from tests.whatsapp_fixtures import fixture
+
+SECRET = "runtime-app-secret"
+VERIFY = "runtime-verify-token"
+ENV = {
+    "WPP_AUTHORIZATION_TOKEN": "runtime-access-token",
+    "WPP_VERIFY_TOKEN": VERIFY,
+    "WPP_PHONE_NUMBER_IDENTIFIER": "100000000000002",
+    "WPP_APP_SECRET": SECRET,
+}
+
+
+@dataclass
+class RasaStandIn:
+    """``POST /webhooks/whatsapp/relay`` as ``rasa run`` serves it, keeping what it took."""
+
+    taken: list[dict[str, Any]] = field(default_factory=list)
+    refused: int = 0
+
+    async def relay(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        if request.headers.get(RELAY_SIGNATURE_HEADER) != relay_signature(SECRET, body):
+            self.refused += 1
+            return web.json_response({"error": "relay_signature_invalid"}, status=401)
+        messages = json.loads(body)["messages"]
+        self.taken.extend(messages)
+        return web.json_response({"accepted": len(messages)})
+
+
+def text_webhook(wamid: str, text: str, sender: str = "15550002222") -> bytes:
+    payload = copy.deepcopy(fixture("inbound_text"))
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["messages"][0].update({"id": wamid, "from": sender, "text": {"body": text}})
+    value["contacts"][0]["wa_id"] = sender
+    return json.dumps(payload).encode()
+
+
+@asynccontextmanager
+async def served(app: web.Application) -> AsyncIterator[str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def ingress_before_rasa() -> AsyncIterator[tuple[str, RasaStandIn, aiohttp.ClientSession]]:
+    rasa = RasaStandIn()
+    rasa_app = web.Application()
+    rasa_app.router.add_post("/webhooks/whatsapp/relay", rasa.relay)
+    async with served(rasa_app) as rasa_url:
+        ingress = Ingress(WhatsAppSettings.from_credentials({}, ENV), rasa_url)
+        async with served(ingress.app()) as url, aiohttp.ClientSession() as http:
+            yield url, rasa, http
+
+
+async def wait_until_taken(rasa: RasaStandIn, count: int) -> None:
+    for _ in range(500):
+        if len(rasa.taken) >= count:
+            await asyncio.sleep(0.05)  # and nothing more
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"rasa took {len(rasa.taken)} of {count}")
+
+
+async def test_signed_webhooks_are_acknowledged_relayed_signed_in_order_and_once() -> None:
+    async with ingress_before_rasa() as (url, rasa, http):
+        for i in range(5):
+            body = text_webhook(f"wamid.RT{i}", str(i))
+            headers = {
+                "Content-Type": "application/json",
+                "X-Hub-Signature-256": sign(SECRET, body),
+            }
+            answer = await http.post(f"{url}/webhooks/whatsapp/webhook", data=body, headers=headers)
+            assert (answer.status, await answer.json()) == (200, {"status": "ok", "messages": 1})
+        again = text_webhook("wamid.RT2", "2")  # Meta's redelivery
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(SECRET, again)}
+        assert (
+            await http.post(f"{url}/webhooks/whatsapp/webhook", data=again, headers=headers)
+        ).status == 200
+        await wait_until_taken(rasa, 5)
+        assert [m["wamid"] for m in rasa.taken] == [f"wamid.RT{i}" for i in range(5)]
+        assert rasa.refused == 0
+        metrics = await (await http.get(f"{url}/webhooks/whatsapp/metrics")).text()
+        assert "whatsapp_duplicates_dropped_total 1" in metrics
+
+
+async def test_what_is_not_meta_is_refused_before_anything_is_relayed() -> None:
+    async with ingress_before_rasa() as (url, rasa, http):
+        webhook = f"{url}/webhooks/whatsapp/webhook"
+        body = text_webhook("wamid.RTX", "oi")
+        unsigned = await http.post(webhook, data=body, headers={"Content-Type": "application/json"})
+        assert (unsigned.status, await unsigned.json()) == (401, {"error": "signature_missing"})
+        forged = {"Content-Type": "application/json", "X-Hub-Signature-256": sign("guess", body)}
+        assert (await http.post(webhook, data=body, headers=forged)).status == 403
+        gzipped = {
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+            "X-Hub-Signature-256": sign(SECRET, body),
+        }
+        assert (await http.post(webhook, data=body, headers=gzipped)).status == 415
+        handshake = {"hub.mode": "subscribe", "hub.verify_token": VERIFY, "hub.challenge": "7"}
+        ok = await http.get(webhook, params=handshake)
+        assert (ok.status, await ok.text()) == (200, "7")
+        wrong = await http.get(webhook, params={**handshake, "hub.verify_token": "nope"})
+        assert wrong.status == 403
+        await asyncio.sleep(0.1)
+        assert rasa.taken == []
