@@ -19,7 +19,7 @@ INGRESS_PYTHON ?= $(shell for p in $(HOME)/.pyenv/versions/3.13*/bin/python3 \
 INGRESS_TESTS  := tests/test_ingress_runtime.py tests/chaos/test_compressed_bombs.py
 
 .PHONY: help install system-deps train run test lint format validate test-unit test-stories test-nlu clean \
-        register-webhook list-webhooks bench test-fast docs docs-serve eval campaign campaign-report \
+        register-webhook list-webhooks bench test-fast docs docs-build eval campaign campaign-report \
         privacy-export privacy-erase test-ingress
 
 help: ## List the targets
@@ -100,11 +100,11 @@ campaign: install ## Send a template to a CSV, or resume it: make campaign ID=â€
 campaign-report: install ## A campaign's outcomes, per recipient and in total: make campaign-report ID=â€¦ [FORMAT=csv|json]
 	$(PY) -m bot.addons.whatsapp.proactive.campaign report "$(ID)" --format "$(or $(FORMAT),csv)"
 
-docs: install ## Build the documentation site (docs/, mkdocs.yml) into site/, failing on any warning
-	$(VENV)/bin/mkdocs build --strict
-
-docs-serve: install ## Serve the documentation at http://localhost:8000, rebuilt on every change
+docs: install ## Serve the documentation at http://localhost:8000, rebuilt on every change
 	$(VENV)/bin/mkdocs serve --strict
+
+docs-build: install ## Build the documentation site (docs/, mkdocs.yml) into site/, failing on any warning
+	$(VENV)/bin/mkdocs build --strict
 
 register-webhook: install ## Register WEBHOOK_PUBLIC_URL with Serpro (reads .env), then list to confirm
 	$(PY) -m bot.addons.whatsapp.providers.serpro register
