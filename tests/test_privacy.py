@@ -20,11 +20,15 @@ from rasa.core.tracker_store import InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import BotUttered, UserUttered
 from rasa.shared.core.trackers import EventVerbosity
+from sqlalchemy import create_engine, select
 
 from bot.addons.whatsapp.handoff.state import Waiting
 from bot.addons.whatsapp.privacy.__main__ import main, open_stores
 from bot.addons.whatsapp.privacy.citizen import Stores, erase, export
+from bot.addons.whatsapp.proactive.schema import Delivery, metadata
+from bot.addons.whatsapp.proactive.store import ProactiveStore
 from tests.channel_harness import FakeAgent, Served, serve_channel
+from tests.support.postgres import PostgresServer, postgres_server
 from tests.support.redis import RedisServer, redis_server
 from tests.whatsapp_fixtures import fixture
 
@@ -208,6 +212,7 @@ async def check_export_and_erasure(
             MARIA_PHONE: pytest.approx(exported["handoff_waiting_since"][MARIA_PHONE])
         },
         "messages_in_flight": [],
+        "proactive": None,
     }
     assert list(conversations) == [MARIA_PHONE]
     said = [
@@ -248,6 +253,7 @@ async def check_export_and_erasure(
         "thread_owner": None,
         "handoff_waiting_since": {},
         "messages_in_flight": [],
+        "proactive": None,
     }
 
 
@@ -378,3 +384,146 @@ async def test_on_a_sqlite_tracker_store_the_conversation_is_erased_and_another_
     assert await store.retrieve(MARIA_PHONE) is None
     assert events_of(await store.retrieve(OTHER)) == other_before
     assert sorted(await store.keys()) == [OTHER]
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def proactive(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ProactiveStore]:
+    """The proactive database, on a SQLite file and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'proactive.db'}"
+    else:
+        url = request.getfixturevalue("postgres").url
+    store = ProactiveStore.open(url)
+    yield store
+    store.close()
+    if request.param == "postgresql":
+        engine = create_engine(url)
+        metadata.drop_all(engine)
+        engine.dispose()
+
+
+def notify_and_campaign(store: ProactiveStore) -> None:
+    """A notification to Maria's phone and one to her BSUID, one to the other citizen, each
+    with delivery statuses; a campaign with a row for each; opt-outs of both."""
+    for id_, recipient, wamid in (
+        ("n-maria-phone", MARIA_PHONE, "wamid.N1"),
+        ("n-maria-bsuid", MARIA, "wamid.N2"),
+        ("n-other", OTHER, "wamid.N3"),
+    ):
+        store.add_notification(id_, recipient, "template", "iptu_boleto", "pt_BR", ["IPTU"])
+        store.notification_sent(id_, wamid)
+        store.record_status(Delivery(wamid, recipient, "delivered"))
+    store.create_campaign(
+        "vacina", "vacina_aviso", "pt_BR", "utility", [(MARIA_PHONE, ["Maria"]), (OTHER, ["Ana"])]
+    )
+    store.set_outcome("vacina", 0, "sent", wamid="wamid.C1")
+    store.set_outcome("vacina", 1, "sent", wamid="wamid.C2")
+    store.opt_out([MARIA_PHONE, MARIA], "stop_word")
+    store.opt_out([OTHER], "stop_word")
+
+
+def every_row(store: ProactiveStore) -> list[dict[str, Any]]:
+    with store.engine.connect() as connection:
+        return [
+            {"table": table.name, **row._mapping}
+            for table in metadata.sorted_tables
+            if table.name != "proactive_schema_version"
+            for row in connection.execute(select(table))
+        ]
+
+
+async def test_an_erasure_removes_the_citizens_notifications_campaign_rows_and_opt_outs(
+    proactive: ProactiveStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    agent = RasaLikeAgent(store=InMemoryTrackerStore(Domain.empty()), locks=InMemoryLockStore())
+    async with serve_channel(agent) as s:
+        stores = Stores(agent.store, agent.locks, s.channel.state, Waiting(), proactive=proactive)
+        await converse(s, stores.waiting)
+        notify_and_campaign(proactive)
+        other_rows = [row for row in every_row(proactive) if OTHER in repr(row)]
+
+        exported = (await export(stores, MARIA))["proactive"]  # by her BSUID: her phone too
+        assert [
+            (n["id"], n["recipient"], n["status"], n["params"]) for n in exported["notifications"]
+        ] == [
+            ("n-maria-phone", MARIA_PHONE, "delivered", ["IPTU"]),
+            ("n-maria-bsuid", MARIA, "delivered", ["IPTU"]),
+        ]
+        assert [(st["wamid"], st["status"]) for st in exported["statuses"]] == [
+            ("wamid.N1", "delivered"),
+            ("wamid.N2", "delivered"),
+        ]
+        assert [
+            (r["campaign_id"], r["row"], r["params"], r["outcome"])
+            for r in exported["campaign_rows"]
+        ] == [("vacina", 0, ["Maria"], "sent")]
+        assert sorted((o["address"], o["source"]) for o in exported["opt_outs"]) == [
+            (MARIA_PHONE, "stop_word"),
+            (MARIA, "stop_word"),
+        ]
+        assert OTHER not in json.dumps(exported)
+
+        caplog.set_level(logging.INFO, logger="bot.addons.whatsapp.privacy.citizen")
+        first = await erase(stores, MARIA_PHONE)
+        assert {kind: len(first.removed[kind]) for kind in exported} == {
+            "notifications": 2,
+            "statuses": 2,
+            "campaign_rows": 1,
+            "opt_outs": 2,
+        }
+        again = await erase(stores, MARIA)
+        assert again.summary == "nothing (already erased or never seen)"
+
+    lines = [r.getMessage() for r in caplog.records if r.name.endswith("privacy.citizen")]
+    assert len(lines) == 2
+    assert "notifications=2, statuses=2, campaign_rows=1, opt_outs=2" in lines[0]
+    assert all(MARIA_PHONE not in line and MARIA not in line for line in lines)
+    left = every_row(proactive)
+    assert [row for row in left if MARIA_PHONE in repr(row) or MARIA in repr(row)] == []
+    assert [row for row in left if OTHER in repr(row)] == other_rows
+    assert not proactive.opted_out([MARIA_PHONE, MARIA]) and proactive.opted_out([OTHER])
+
+
+def test_the_command_erases_from_the_proactive_database_it_is_given(
+    redis: RedisServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"sqlite:///{tmp_path / 'proactive.db'}"
+    monkeypatch.setenv("REDIS_URL", redis.url)
+    monkeypatch.setenv("WPP_PROACTIVE_DB_URL", url)
+    store = ProactiveStore.open(url)
+    notify_and_campaign(store)
+    out = tmp_path / "maria.json"
+    assert main(["export", MARIA_PHONE, "--out", str(out)]) == 0
+    exported = json.loads(out.read_text())["proactive"]
+    assert [n["id"] for n in exported["notifications"]] == ["n-maria-phone"]  # map unknown
+    assert main(["erase", MARIA_PHONE]) == 0
+    printed = capsys.readouterr().out
+    assert "notifications=1, statuses=1, campaign_rows=1, opt_outs=1" in printed
+    assert [
+        n["recipient"] for n in store.citizen_records([MARIA_PHONE, OTHER])["notifications"]
+    ] == [OTHER]
+    store.close()
+
+
+def test_without_a_proactive_database_the_command_creates_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WPP_PROACTIVE_DB_URL", raising=False)
+    from bot.addons.whatsapp.privacy.__main__ import open_proactive
+
+    assert open_proactive({}) is None
+    assert list(tmp_path.iterdir()) == []
+    ProactiveStore.open("sqlite:///proactive.db").close()
+    opened = open_proactive({})
+    assert opened is not None and opened.citizen_records([MARIA])["opt_outs"] == []
+    opened.close()

@@ -3,7 +3,9 @@
 
 Reaches the stores ``rasa run`` uses: Rasa's tracker and lock stores from ``--endpoints``
 (by default, the Redis stores ``REDIS_URL`` gives, as ``scripts/endpoints.py`` writes them
-for every deployment, else ``endpoints.yml``), and the channel's keys on ``REDIS_URL``.
+for every deployment, else ``endpoints.yml``), the channel's keys on ``REDIS_URL``, and the
+proactive database (``WPP_PROACTIVE_DB_URL``, else ``proactive.db`` in the working directory
+when that file exists, as ``rasa run`` would have created it there).
 Without a tracker store in ``endpoints.yml`` (Rasa's in-memory default) conversations live
 only inside the ``rasa run`` process and are gone when it stops; the command says so and
 exits 2 rather than report an empty export.
@@ -27,6 +29,8 @@ from bot.addons.whatsapp.handoff.state import Waiting
 from bot.addons.whatsapp.inbound.routing import create_state
 from bot.addons.whatsapp.logs import install_log_masking
 from bot.addons.whatsapp.privacy.citizen import Stores, UnsupportedStoreError, erase, export
+from bot.addons.whatsapp.proactive.schema import DEFAULT_URL
+from bot.addons.whatsapp.proactive.store import ProactiveStore
 from bot.addons.whatsapp.redis_client import redis_client
 
 
@@ -47,6 +51,18 @@ def endpoint_configs(endpoints: str, environ: dict[str, str]) -> tuple[Any, Any]
         return EndpointConfig.from_dict(tracker), EndpointConfig.from_dict(lock)
     path = endpoints or "endpoints.yml"
     return read_endpoint_config(path, "tracker_store"), read_endpoint_config(path, "lock_store")
+
+
+def open_proactive(environ: dict[str, str]) -> ProactiveStore | None:
+    """The proactive database ``rasa run`` uses; None when unset and the default SQLite
+    file does not exist (no notification was ever sent from here: creating an empty
+    database would only hide a wrong working directory)."""
+    url = environ.get("WPP_PROACTIVE_DB_URL", "")
+    if not url:
+        if not Path(DEFAULT_URL.removeprefix("sqlite:///")).exists():
+            return None
+        url = DEFAULT_URL
+    return ProactiveStore.open(url)
 
 
 def open_stores(endpoints: str, domain: str, environ: dict[str, str]) -> Stores:
@@ -70,6 +86,7 @@ def open_stores(endpoints: str, domain: str, environ: dict[str, str]) -> Stores:
         state=create_state(redis_url),
         waiting=Waiting(redis_url),
         redis=redis_client(redis_url) if redis_url else None,
+        proactive=open_proactive(environ),
     )
 
 
@@ -85,6 +102,8 @@ async def run(args: argparse.Namespace, stores: Stores) -> str:
         await stores.waiting.close()
         if stores.redis is not None:
             await stores.redis.close()
+        if stores.proactive is not None:
+            stores.proactive.close()
 
 
 def main(argv: list[str] | None = None) -> int:

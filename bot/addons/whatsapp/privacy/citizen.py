@@ -13,13 +13,17 @@ The stores, and what is removed from each on erasure:
   writing into a half-deleted one;
 * the channel's keys: identity entries, thread owner, preferences, a handoff still waiting
   for an agent, and (on Redis) the journal entries, dedup claims and sent counts of the
-  citizen's messages (a WhatsApp message id encodes the sender's phone number).
+  citizen's messages (a WhatsApp message id encodes the sender's phone number);
+* the proactive database (:mod:`..proactive.store`), when one is configured: the
+  notifications sent to the citizen (with their statuses), her rows in campaigns and her
+  opt-outs, under any of her identifiers.
 
 Erasure is idempotent: a second run finds nothing and removes nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,6 +37,7 @@ from bot.addons.whatsapp.handoff.state import Waiting
 from bot.addons.whatsapp.inbound.events import message_from_record
 from bot.addons.whatsapp.inbound.routing import ChannelState
 from bot.addons.whatsapp.logs import mask_id
+from bot.addons.whatsapp.proactive.store import ProactiveStore
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +57,8 @@ class Stores:
         state: the channel's identity map and routing store.
         waiting: handoffs waiting for an agent.
         redis: the channel's Redis client, or None without Redis (no journal then).
+        proactive: the proactive database (notifications, campaigns, opt-outs), or None
+            where there is none.
     """
 
     tracker_store: Any
@@ -59,6 +66,7 @@ class Stores:
     state: ChannelState
     waiting: Waiting
     redis: Any = None
+    proactive: ProactiveStore | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +123,11 @@ async def export(stores: Stores, identifier: str) -> dict[str, Any]:
         "thread_owner": await stores.state.routing.owner(citizen.key),
         "handoff_waiting_since": waiting,
         "messages_in_flight": [m["wamid"] for m in await _journal_entries(stores, citizen)],
+        "proactive": (
+            None
+            if stores.proactive is None
+            else await asyncio.to_thread(stores.proactive.citizen_records, _addresses(citizen))
+        ),
     }
 
 
@@ -137,6 +150,10 @@ async def erase(stores: Stores, identifier: str) -> Erasure:
     removed["channel"] += await stores.state.routing.forget(citizen.key)
     removed["channel"] += await stores.state.identities.forget(citizen.key)
     removed["journal"] += await _erase_journal(stores, citizen, message_ids)
+    if stores.proactive is not None:
+        counts = await asyncio.to_thread(stores.proactive.erase_citizen, _addresses(citizen))
+        for kind, count in counts.items():
+            removed[kind] = [kind] * count
     erasure = Erasure(mask_id(identifier), removed)
     logger.info("Erased the personal data of %s: %s", erasure.masked_id, erasure.summary)
     return erasure
@@ -197,6 +214,11 @@ async def _erase_journal(stores: Stores, citizen: Citizen, message_ids: set[str]
             if await stores.redis.delete(name):
                 removed.append(name.split(":")[1])
     return removed
+
+
+def _addresses(citizen: Citizen) -> list[str]:
+    """Every identifier the proactive database may know her by (the key included)."""
+    return sorted(citizen.identifiers | {citizen.key})
 
 
 def _mentions(citizen: Citizen, values: Iterable[str]) -> bool:
