@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, select
 from bot.addons.whatsapp.handoff.state import Waiting
 from bot.addons.whatsapp.privacy.__main__ import main, open_stores
 from bot.addons.whatsapp.privacy.citizen import Stores, erase, export
+from bot.addons.whatsapp.proactive.personal import citizen_records
 from bot.addons.whatsapp.proactive.schema import Delivery, metadata
 from bot.addons.whatsapp.proactive.store import ProactiveStore
 from tests.channel_harness import FakeAgent, Served, serve_channel
@@ -509,7 +510,7 @@ def test_the_command_erases_from_the_proactive_database_it_is_given(
     printed = capsys.readouterr().out
     assert "notifications=1, statuses=1, campaign_rows=1, opt_outs=1" in printed
     assert [
-        n["recipient"] for n in store.citizen_records([MARIA_PHONE, OTHER])["notifications"]
+        n["recipient"] for n in citizen_records(store, [MARIA_PHONE, OTHER])["notifications"]
     ] == [OTHER]
     store.close()
 
@@ -525,5 +526,5 @@ def test_without_a_proactive_database_the_command_creates_none(
     assert list(tmp_path.iterdir()) == []
     ProactiveStore.open("sqlite:///proactive.db").close()
     opened = open_proactive({})
-    assert opened is not None and opened.citizen_records([MARIA])["opt_outs"] == []
+    assert opened is not None and citizen_records(opened, [MARIA])["opt_outs"] == []
     opened.close()

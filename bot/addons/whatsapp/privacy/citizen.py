@@ -37,6 +37,7 @@ from bot.addons.whatsapp.handoff.state import Waiting
 from bot.addons.whatsapp.inbound.events import message_from_record
 from bot.addons.whatsapp.inbound.routing import ChannelState
 from bot.addons.whatsapp.logs import mask_id
+from bot.addons.whatsapp.proactive.personal import citizen_records, erase_citizen
 from bot.addons.whatsapp.proactive.store import ProactiveStore
 
 logger = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ async def export(stores: Stores, identifier: str) -> dict[str, Any]:
         "proactive": (
             None
             if stores.proactive is None
-            else await asyncio.to_thread(stores.proactive.citizen_records, _addresses(citizen))
+            else await asyncio.to_thread(citizen_records, stores.proactive, _addresses(citizen))
         ),
     }
 
@@ -151,7 +152,7 @@ async def erase(stores: Stores, identifier: str) -> Erasure:
     removed["channel"] += await stores.state.identities.forget(citizen.key)
     removed["journal"] += await _erase_journal(stores, citizen, message_ids)
     if stores.proactive is not None:
-        counts = await asyncio.to_thread(stores.proactive.erase_citizen, _addresses(citizen))
+        counts = await asyncio.to_thread(erase_citizen, stores.proactive, _addresses(citizen))
         for kind, count in counts.items():
             removed[kind] = [kind] * count
     erasure = Erasure(mask_id(identifier), removed)
