@@ -14,7 +14,7 @@ The stores, and what is removed from each on erasure:
 * the channel's keys: identity entries, thread owner, preferences, a handoff still waiting
   for an agent, and (on Redis) the journal entries, dedup claims and sent counts of the
   citizen's messages (a WhatsApp message id encodes the sender's phone number);
-* the proactive database (:mod:`..proactive.store`), when one is configured: the
+* the proactive database (:mod:`..proactive.personal`), when one is configured: the
   notifications sent to the citizen (with their statuses), her rows in campaigns and her
   opt-outs, under any of her identifiers.
 
