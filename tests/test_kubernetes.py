@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from sqlalchemy.engine import make_url
 
 from bot.addons.whatsapp.ingress.app import DEFAULT_PORT
 from scripts import devstack
@@ -38,7 +39,7 @@ def find(kind: str, name: str) -> dict[str, Any]:
 
 
 def container(name: str) -> dict[str, Any]:
-    kind = "StatefulSet" if name == "redis" else "Deployment"
+    kind = "StatefulSet" if name in ("redis", "postgres") else "Deployment"
     (only,) = find(kind, name)["spec"]["template"]["spec"]["containers"]
     return only
 
@@ -196,3 +197,53 @@ def test_rasa_telemetry_is_off_and_the_retention_set_for_every_pod() -> None:
             e["configMapRef"]["name"] for e in container(name)["envFrom"] if "configMapRef" in e
         ]
         assert refs == ["nova-aurora-config"]
+
+
+def env_of(name: str) -> dict[str, Any]:
+    return {
+        item["name"]: item.get("value", item.get("valueFrom")) for item in container(name)["env"]
+    }
+
+
+def test_postgres_starts_as_in_compose_with_the_password_from_the_secret() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    service = compose["services"]["postgres"]
+    postgres = container("postgres")
+    assert postgres["image"] == service["image"]
+    env = env_of("postgres")
+    assert env["POSTGRES_USER"] == service["environment"]["POSTGRES_USER"]
+    assert env["POSTGRES_DB"] == service["environment"]["POSTGRES_DB"]
+    ref = {"secretKeyRef": {"name": "nova-aurora-secrets", "key": "POSTGRES_PASSWORD"}}
+    assert env["POSTGRES_PASSWORD"] == ref
+    assert "POSTGRES_PASSWORD" in find("Secret", "nova-aurora-secrets")["stringData"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert postgres[probe]["exec"]["command"] == service["healthcheck"]["test"][1:]
+    (mount,) = postgres["volumeMounts"]
+    (volume,) = find("StatefulSet", "postgres")["spec"]["volumeClaimTemplates"]
+    assert mount["name"] == volume["metadata"]["name"]
+    assert mount["mountPath"] == service["volumes"][0].split(":")[1]
+    assert env["PGDATA"].startswith(mount["mountPath"] + "/")  # not the volume's root
+    (service_port,) = find("Service", "postgres")["spec"]["ports"]
+    assert service_port["port"] == port_of("postgres") == 5432
+
+
+@pytest.mark.parametrize("name", ["rasa", "webhook"])
+def test_rasa_and_the_ingress_reach_the_proactive_store_as_in_compose(name: str) -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    composed = compose["services"][name]["environment"]["WPP_PROACTIVE_DB_URL"]
+    env = env_of(name)
+    names = [item["name"] for item in container(name)["env"]]
+    # Kubernetes expands $(VAR) only from variables defined before it.
+    assert names.index("POSTGRES_PASSWORD") < names.index("WPP_PROACTIVE_DB_URL")
+    assert env["POSTGRES_PASSWORD"] == env_of("postgres")["POSTGRES_PASSWORD"]
+    url = env["WPP_PROACTIVE_DB_URL"]
+    assert url == re.sub(r"\$\{POSTGRES_PASSWORD[^}]*\}", "$(POSTGRES_PASSWORD)", composed)
+    parsed = make_url(url.replace("$(POSTGRES_PASSWORD)", "secret"))
+    postgres = env_of("postgres")
+    assert parsed.get_backend_name() == "postgresql"
+    assert (parsed.username, parsed.database) == (
+        postgres["POSTGRES_USER"],
+        postgres["POSTGRES_DB"],
+    )
+    assert (parsed.host, parsed.port) == ("postgres", port_of("postgres"))
+    assert find("Service", "postgres")["spec"]["selector"] == {"app.kubernetes.io/name": "postgres"}

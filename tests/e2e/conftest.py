@@ -6,7 +6,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,10 +78,15 @@ class WhatsAppStack:
 
 @contextmanager
 def cloud_stack(
-    model: Path, endpoints: Path, name: str, env: dict[str, str] | None = None
+    model: Path,
+    endpoints: Path,
+    name: str,
+    env: dict[str, str] | None = None,
+    extra_args: Sequence[str] = (),
 ) -> Iterator[WhatsAppStack]:
     """`rasa run` with the Cloud API channel pointed at a fake Graph API in a thread
-    (``env``: extra settings, e.g. ``WPP_QUEUE_SIZE``)."""
+    (``env``: extra settings, e.g. ``WPP_QUEUE_SIZE``; ``extra_args``: more ``rasa run``
+    options, e.g. ``--enable-api``)."""
     fake = FakeGraph(token=E2E_SECRETS["WPP_AUTHORIZATION_TOKEN"])
     with InThread(lambda: running_graph(fake)) as graph:
         env = {
@@ -97,6 +102,7 @@ def cloud_stack(
             endpoints=endpoints,
             model=model,
             name=name,
+            extra_args=extra_args,
         ) as rasa:
             yield WhatsAppStack(rasa, graph)
 

@@ -170,9 +170,11 @@ def start_rasa(
     name: str = "rasa",
     timeout: float = 240.0,
     wait: bool = True,
+    extra_args: Sequence[str] = (),
 ) -> Proc:
     """``rasa run`` with the trained model, ready when its HTTP API answers ``/``
-    (``wait=False`` returns at once: start several, then ``wait_ready`` each)."""
+    (``wait=False`` returns at once: start several, then ``wait_ready`` each;
+    ``extra_args``: more ``rasa run`` options, e.g. ``--enable-api``)."""
     argv = [
         str(VENV_BIN / "rasa"),
         "run",
@@ -187,6 +189,7 @@ def start_rasa(
         argv += ["--credentials", str(credentials)]
     if endpoints is not None:
         argv += ["--endpoints", str(endpoints)]
+    argv += list(extra_args)
     return start_process(
         name,
         argv,
