@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.addons.whatsapp.logs import is_cpf
 from tests.support.stack import LOG_DIR, MODEL, ROOT, VENV_BIN
 
 
@@ -58,17 +59,6 @@ CPF = re.compile(r"(?<![\d.])(\d{3}\.\d{3}\.\d{3}-\d{2}|\d{11})(?![\d-])")
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}")
 
 
-def _is_cpf(text: str) -> bool:
-    digits = re.sub(r"\D", "", text)
-    if len(set(digits)) == 1:
-        return False
-    for size in (9, 10):
-        total = sum(int(d) * (size + 1 - i) for i, d in enumerate(digits[:size]))
-        if (total * 10 % 11) % 10 != int(digits[size]):
-            return False
-    return True
-
-
 class _Keep(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.INFO)
@@ -92,7 +82,10 @@ def leaks(lines: list[str]) -> list[str]:
             any(secret in line for secret in TEST_SECRETS)
             or PHONE.search(line)
             or BSUID.search(line)
-            or any("." in m.group(0) or _is_cpf(m.group(0)) for m in CPF.finditer(line))
+            or any(
+                "." in m.group(0) or is_cpf(re.sub(r"\D", "", m.group(0)))
+                for m in CPF.finditer(line)
+            )
             or EMAIL.search(line)
         ):
             found.append(line[:300])
