@@ -32,7 +32,7 @@ import urllib.request
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -54,6 +54,37 @@ from tests.support.stack import (
 from tests.support.threaded import InThread
 
 TEXT = "você é um robô?"  # one intent, one text reply: the same turn on every channel
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a stage gets: the load generator (Meta's webhook sender and a fake Graph API),
+    the base environment of the stack, the output directory, the model, and the plan."""
+
+    loadgen: Proc
+    env: dict[str, str]
+    out: Path
+    model: Path
+    smoke: bool
+    direct: bool
+
+
+class Stage(Protocol):
+    """One figure of ``make bench`` in its own module (``bench/<name>.py``): it starts the
+    stack it needs, measures against a baseline taken in the same stage, and reports."""
+
+    name: str  # the key of its results in results.json
+
+    def run(self, ctx: Context) -> dict[str, Any]: ...
+
+    def checks(self, result: dict[str, Any]) -> dict[str, bool]: ...
+
+    def rows(self, result: dict[str, Any]) -> list[str]: ...  # rows of results.md's table
+
+
+# Each stage module exposes ``STAGE``; they run in this order after the single-process and
+# scale-out stages, in full and smoke plans alike (a stage sizes itself by ``ctx.smoke``).
+STAGES: list[Stage] = []
 
 
 @dataclass(frozen=True)
@@ -343,7 +374,7 @@ def conversion(path: Path, measured_here: bool) -> dict[str, Any]:
 
 
 def check(results: dict[str, Any]) -> dict[str, bool]:
-    """Each target of issue #9 ▸ met or not."""
+    """Each target ▸ met or not."""
     checks = {
         "ack p99 under burst < 15 ms": results["ack"]["busy"]["ack_p99_ms"] < 15,
         "ack p99 busy/idle < 2": results["ack"]["p99_ratio"] < 2,
@@ -356,6 +387,9 @@ def check(results: dict[str, Any]) -> dict[str, bool]:
         "overload: every acknowledged message answered": results["overload"]["unanswered"] == 0,
         "overload: load shed with 503": results["overload"]["statuses"].get("503", 0) > 0,
     }
+    for stage in STAGES:
+        if stage.name in results:
+            checks.update(stage.checks(results[stage.name]))
     return checks
 
 
@@ -430,6 +464,9 @@ def markdown(results: dict[str, Any]) -> str:
             f"/s | 1 process {scale['processes_1']['throughput_per_s']}/s |"
             f" **{scale['throughput_ratio']}** | (reported; both share {m['cores']} cores) |"
         )
+    for stage in STAGES:
+        if stage.name in results:
+            lines += stage.rows(results[stage.name])
     lines += [
         f"| Memory: peak RSS after {mem['messages']} messages | {mem['peak_rss_mib']} MiB |"
         f" after 100: {mem['rss_after_100_mib']} MiB | **{mem['ratio']}**; dedup"
@@ -500,6 +537,10 @@ def main() -> int:
         if plan.scale_messages:
             print("scale-out: 1 then 2 rasa processes on Redis behind a proxy", flush=True)
             results["scale_out"] = scale_out(plan, loadgen, env, out, args.model, args.direct)
+        ctx = Context(loadgen, dict(env), out, args.model, args.smoke, args.direct)
+        for stage in STAGES:
+            print(f"{stage.name}", flush=True)
+            results[stage.name] = stage.run(ctx)
     if args.conversion_json is not None:
         results["conversion"] = conversion(args.conversion_json, measured_here=False)
     elif not args.smoke:
