@@ -2,7 +2,7 @@
 
 import sys
 
-from actions.log_masking import install_log_masking
+from bot.addons.whatsapp.masking import MASK_NUMBERS, add_filter
 
 
 def _in_the_action_server() -> bool:
@@ -13,7 +13,7 @@ def _in_the_action_server() -> bool:
 
 
 if _in_the_action_server():
-    install_log_masking("rasa_sdk")
+    add_filter(MASK_NUMBERS, "rasa_sdk")
     from actions.knowledge_client import KnowledgeSettings
 
     # At start, not at the first question: a bad PRIVACY_PSEUDONYM_KEY stops the server here,

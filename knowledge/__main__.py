@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from knowledge.log_masking import install_log_masking
+from bot.addons.whatsapp.masking import MASK_NUMBERS, add_filter
 from knowledge.semantic import DEFAULT_ENCODER
 from knowledge.service import create_app
 
@@ -37,7 +37,7 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    install_log_masking("aiohttp")  # a question or a sender id can carry a phone number
+    add_filter(MASK_NUMBERS, "aiohttp")  # a question or a sender id can carry a phone number
     app = create_app(args.docs, args.min_score, args.encoder)
     web.run_app(app, host=args.host, port=args.port, print=None)
 

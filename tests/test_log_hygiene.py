@@ -111,13 +111,10 @@ def test_a_known_number_inside_a_traceback_is_masked() -> None:
     assert not leaks(text.splitlines())
 
 
-@pytest.mark.parametrize("package", ["actions", "knowledge"])
-def test_the_action_server_and_knowledge_service_mask_numbers_in_tracebacks(
-    package: str,
-) -> None:
-    module = importlib.import_module(f"{package}.log_masking")
+def test_the_action_server_and_knowledge_service_mask_numbers_in_tracebacks() -> None:
+    module = importlib.import_module("bot.addons.whatsapp.masking")
     text = _formatted(
-        logging.getLogger(f"{package}.test"),
+        logging.getLogger("knowledge.test"),
         module.MaskNumbers(),
         _log_a_failure_naming("+5561933332222"),
     )
@@ -128,12 +125,16 @@ def test_the_action_server_and_knowledge_service_mask_numbers_in_tracebacks(
     )
 
 
-def test_the_action_server_and_knowledge_service_share_one_masking_file() -> None:
+@pytest.mark.parametrize(
+    ("code", "logger"), [("actions/__init__.py", "rasa_sdk"), ("knowledge/__main__.py", "aiohttp")]
+)
+def test_the_action_server_and_knowledge_service_install_the_blanket_mask(
+    code: str, logger: str
+) -> None:
     root = Path(__file__).resolve().parents[1]
-    copies = {p: (root / p / "log_masking.py").read_text("utf-8") for p in ("actions", "knowledge")}
-    assert copies["actions"] == copies["knowledge"]
-    main = (root / "knowledge" / "__main__.py").read_text("utf-8")
-    assert "install_log_masking(" in main  # at start-up, once logging is configured
+    text = (root / code).read_text("utf-8")
+    # At start-up, once logging is configured, on the server's own logger too.
+    assert f'add_filter(MASK_NUMBERS, "{logger}")' in text
 
 
 CPF, CPF_DIGITS, EMAIL = "529.982.247-25", "52998224725", "joana.lima@exemplo.gov.br"
@@ -154,11 +155,8 @@ def test_cpfs_and_emails_are_masked_in_anyones_log_lines_by_the_channel() -> Non
     assert record.getMessage() == "***.***.***-** *********** j***@exemplo.gov.br"
 
 
-@pytest.mark.parametrize("package", ["actions", "knowledge"])
-def test_the_action_server_and_knowledge_service_mask_cpfs_emails_and_bsuids(
-    package: str,
-) -> None:
-    module = importlib.import_module(f"{package}.log_masking")
+def test_the_action_server_and_knowledge_service_mask_cpfs_emails_and_bsuids() -> None:
+    module = importlib.import_module("bot.addons.whatsapp.masking")
     assert module.mask_numbers(f"{CPF} {CPF_DIGITS} {EMAIL} BR.1502576394655843") == (
         "***.***.***-** 52*******25 j***@exemplo.gov.br BR.**************43"
     )

@@ -10,100 +10,27 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any, Final
 
-_DIGITS: Final = re.compile(r"\d")
+from bot.addons.whatsapp.masking import (
+    add_filter,
+    is_bsuid,
+    is_cpf,
+    mask_bsuids,
+    mask_id,
+    mask_personal_data,
+    mask_phone,
+    mask_record,
+    mask_username,
+)
 
+__all__ = [  # the masking helpers the channel's modules import from here
+    "is_cpf",
+    "mask_id",
+    "mask_personal_data",
+    "mask_phone",
+]
 
-def mask_phone(number: str | None) -> str:
-    """Mask a phone number (``wa_id``) for logs, keeping the country code and the last 2 digits.
-
-    ``"5561999998888"`` becomes ``"55*********88"``; short or empty values are masked whole.
-
-    Args:
-        number: a phone number as received or sent (digits, optionally with ``+``).
-
-    Returns:
-        The masked number, safe to log.
-    """
-    if not number:
-        return "<none>"
-    digits = _DIGITS.findall(number)
-    if len(digits) <= 6:
-        return "*" * len(number)
-    prefix = "+" if number.startswith("+") else ""
-    kept_head = "".join(digits[:2])
-    kept_tail = "".join(digits[-2:])
-    return f"{prefix}{kept_head}{'*' * (len(digits) - 4)}{kept_tail}"
-
-
-_BSUID = re.compile(r"^([A-Z]{2}\.(?:ENT\.)?)([A-Za-z0-9]+)$")
-_BSUID_IN_TEXT = re.compile(r"(?<![A-Za-z0-9.])[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]*\d[A-Za-z0-9]*")
-
-
-def mask_user_id(user_id: str) -> str:
-    """Mask a business-scoped user id (BSUID): ``"BR.1502576394655843"`` becomes
-    ``"BR.**************43"`` (the country and the last 2 characters kept)."""
-    match = _BSUID.match(user_id)
-    if match is None:
-        return "*" * len(user_id)
-    head, rest = match.groups()
-    return head + "*" * max(0, len(rest) - 2) + rest[-2:]
-
-
-def mask_username(username: str) -> str:
-    """Mask a WhatsApp username, keeping its ``@`` and first character."""
-    name = username.lstrip("@")
-    prefix = "@" if username.startswith("@") else ""
-    return prefix + name[:1] + "*" * max(0, len(name) - 1)
-
-
-def mask_id(identifier: str | None) -> str:
-    """Mask whatever identifies a citizen: a phone, a BSUID or a username."""
-    if not identifier:
-        return "<none>"
-    if _BSUID.match(identifier):
-        return mask_user_id(identifier)
-    if identifier.startswith("@"):
-        return mask_username(identifier)
-    return mask_phone(identifier)
-
-
-_CPF_FORMATTED: Final = re.compile(r"(?<![\d.])\d{3}\.\d{3}\.\d{3}-\d{2}(?![\d-])")
-_ELEVEN_DIGITS: Final = re.compile(r"(?<![\d.])\d{11}(?!\d)")
-_EMAIL: Final = re.compile(r"[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}")
-
-
-def is_cpf(digits: str) -> bool:
-    """Whether 11 digits are a valid CPF (both check digits right, not all one digit)."""
-    if len(digits) != 11 or not digits.isdigit() or len(set(digits)) == 1:
-        return False
-    for size in (9, 10):
-        total = sum(int(d) * (size + 1 - i) for i, d in enumerate(digits[:size]))
-        if (total * 10 % 11) % 10 != int(digits[size]):
-            return False
-    return True
-
-
-def mask_personal_data(text: str) -> str:
-    """``text`` with CPF numbers and e-mail addresses masked. Pure.
-
-    A formatted CPF (``123.456.789-09``) is always masked, a run of 11 digits only when
-    its check digits make it a CPF (other ids of 11 digits stay readable); an e-mail
-    keeps its first character and its domain (``j***@exemplo.gov.br``).
-    """
-    masked = _CPF_FORMATTED.sub("***.***.***-**", text)
-    masked = _ELEVEN_DIGITS.sub(lambda m: "*" * 11 if is_cpf(m.group(0)) else m.group(0), masked)
-    if "@" in masked:
-        masked = _EMAIL.sub(_masked_email, masked)
-    return masked
-
-
-def _masked_email(match: re.Match[str]) -> str:
-    local, _, domain = match.group(0).partition("@")
-    return local[:1] + "***@" + domain
-
-
-_USERNAME_IN_TEXT = re.compile(r"@[A-Za-z0-9._]+[A-Za-z0-9_]")
-_DIGIT_RUN = re.compile(r"(?<!\d)\+?\d{8,15}(?!\d)")
+_USERNAME_IN_TEXT: Final = re.compile(r"@[A-Za-z0-9._]+[A-Za-z0-9_]")
+_DIGIT_RUN: Final = re.compile(r"(?<!\d)\+?\d{8,15}(?!\d)")
 
 
 class MaskKnownNumbers(logging.Filter):
@@ -132,7 +59,7 @@ class MaskKnownNumbers(logging.Filter):
             while len(self._usernames) > self._max:
                 self._usernames.popitem(last=False)
             return
-        if _BSUID.match(number):
+        if is_bsuid(number):
             return  # masked by shape
         digits = number.lstrip("+")
         self._numbers[digits] = None
@@ -154,35 +81,13 @@ class MaskKnownNumbers(logging.Filter):
 
     def _mask_text(self, text: str) -> str:
         # BSUIDs are masked by their shape; numbers and usernames when they are known.
-        masked = _BSUID_IN_TEXT.sub(lambda m: mask_user_id(m.group(0)), text)
+        masked = mask_bsuids(text)
         masked = mask_personal_data(masked)
         if self._numbers:
             masked = _DIGIT_RUN.sub(self._mask, masked)
         if self._usernames and "@" in masked:
             masked = _USERNAME_IN_TEXT.sub(self._mask_username, masked)
         return masked
-
-
-def mask_record(record: logging.LogRecord, mask: Callable[[str], str]) -> None:
-    """Apply ``mask`` to a record's message, its traceback and its stack.
-
-    The traceback is formatted here (as ``Formatter.format`` would, which then uses
-    ``exc_text`` as it is): an exception's text carries numbers as readily as a message.
-    """
-    try:
-        message = record.getMessage()
-    except Exception:
-        message = None
-    if message is not None:
-        masked = mask(message)
-        if masked != message:
-            record.msg, record.args = masked, None
-    if record.exc_info and not record.exc_text:
-        record.exc_text = logging.Formatter().formatException(record.exc_info)
-    if record.exc_text:
-        record.exc_text = mask(record.exc_text)
-    if record.stack_info:
-        record.stack_info = mask(record.stack_info)
 
 
 MASK_FILTER = MaskKnownNumbers()
@@ -211,9 +116,7 @@ ENTITY_PAYLOAD_NOISE = EntityPayloadNoise()
 
 def install_log_masking() -> None:
     """Put :data:`MASK_FILTER` on every handler of the root logger (idempotent)."""
-    for handler in logging.getLogger().handlers:
-        if MASK_FILTER not in handler.filters:
-            handler.addFilter(MASK_FILTER)
+    add_filter(MASK_FILTER)
     interpolator = logging.getLogger("rasa.core.nlg.interpolator")
     if ENTITY_PAYLOAD_NOISE not in interpolator.filters:
         interpolator.addFilter(ENTITY_PAYLOAD_NOISE)
