@@ -178,6 +178,7 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
             env,
         ),
     ]
+    rasa_api: list[str] = []
     if uses_real_whatsapp(env):
         where = (
             f"Serving real WhatsApp ({env.get('WPP_PROVIDER', 'cloud')}): webhook at "
@@ -188,6 +189,11 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
         env["WPP_PROVIDER"] = "cloud"
         env["WPP_API_BASE_URL"] = f"http://localhost:{simulator_port}"
         env.setdefault("WPP_PHONE_NUMBER_IDENTIFIER", SIM_PHONE_NUMBER_ID)
+        # The simulator shows what the bot heard in a voice note, read from the tracker
+        # through Rasa's HTTP API: enabled for the simulator only, behind a per-run token.
+        env.setdefault("SIMULATOR_RASA_URL", f"http://localhost:{rasa_port}")
+        token = env.setdefault("SIMULATOR_RASA_TOKEN", secrets.token_urlsafe(24))
+        rasa_api = ["--enable-api", "--auth-token", token]
         services.append(
             Service(
                 "simulator",
@@ -232,6 +238,7 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
                 "credentials.yml",
                 "--endpoints",
                 endpoints,
+                *rasa_api,
             ],
             f"http://localhost:{rasa_port}/",
             # The ingress answers the webhooks: turns run on rasa run's own loop. Rasa's

@@ -25,6 +25,8 @@ def main() -> None:
     parser.add_argument(
         "--phone-number-id", default=env.get("WPP_PHONE_NUMBER_IDENTIFIER", "100000000000002")
     )
+    # Rasa's HTTP API (rasa run --enable-api): the page shows what the bot heard in voice notes.
+    parser.add_argument("--rasa-url", default=env.get("SIMULATOR_RASA_URL", ""))
     args = parser.parse_args()
     if not args.app_secret or not args.access_token:
         parser.error(
@@ -39,6 +41,8 @@ def main() -> None:
         access_token=args.access_token,
         phone_number_id=args.phone_number_id,
         public_url=f"http://localhost:{args.port}",
+        rasa_url=args.rasa_url,
+        rasa_token=env.get("SIMULATOR_RASA_TOKEN", ""),  # a secret: never on a command line
     )
     # No access log: the page polls every 0.7 s and would drown the output of `make run`.
     web.run_app(create_app(config), host=args.host, port=args.port, print=None, access_log=None)

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from bot.addons.whatsapp.inbound.signature import SIGNATURE_HEADER, sign, token_matches
 from bot.addons.whatsapp.logs import mask_id
+from simulator.transcripts import add_transcripts
 from simulator.validation import validate_message
 from simulator.webhooks import (
     is_bsuid,
@@ -41,6 +42,8 @@ class SimulatorConfig:
     phone_number_id: str = "100000000000002"
     public_url: str = "http://localhost:5100"
     status_delay: float = 0.3
+    rasa_url: str = ""  # Rasa's HTTP API, to show what the bot heard in voice notes
+    rasa_token: str = ""
 
 
 @dataclass
@@ -328,6 +331,7 @@ def create_app(config: SimulatorConfig) -> web.Application:
     app.router.add_post("/api/upload", sim.api_upload)
     app.router.add_get("/api/messages", sim.api_messages)
     app.router.add_get("/api/numbers", sim.api_numbers)
+    add_transcripts(app, config.rasa_url, config.rasa_token)
     app.router.add_post("/{version}/{phone_number_id}/messages", sim.graph_messages)
     app.router.add_get("/{version}/{media_id}", sim.graph_media)
     return app
