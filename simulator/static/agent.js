@@ -17,6 +17,7 @@
   let selected = null;
   let conversations = [];
   let lastRendered = "";
+  let known = null;
 
   function escape(value) {
     return String(value ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -92,6 +93,10 @@
     sub.textContent = data.enabled
       ? `${conversations.filter((c) => c.status !== "resolved").length} em aberto · responda como atendente`
       : "handoff desligado: com `make run` o canal usa este Chatwoot simulado";
+    // A conversation opened since the last look is where the agent is needed: show it.
+    const opened = known ? conversations.find((c) => !known.has(c.id) && c.status !== "resolved") : null;
+    known = new Set(conversations.map((c) => c.id));
+    if (opened) selected = opened.id;
     if (!conversations.some((c) => c.id === selected)) {
       const firstOpen = conversations.find((c) => c.status !== "resolved");
       selected = (firstOpen || conversations[0] || { id: null }).id;

@@ -165,3 +165,9 @@ def test_a_designer_answers_as_the_agent_and_resolves_back_to_the_bot(
     assert page.is_disabled("#agent-send")
     say(page, "você é um robô?")
     page.wait_for_selector(f"text={text_of('utter_iamabot')[:30]}", timeout=60_000)
+
+    # Asking again opens a new conversation, and the pane turns to it.
+    say(page, "quero falar com um atendente")
+    page.wait_for_selector(".agent-item:nth-child(2)", timeout=60_000)
+    assert page.inner_text(".agent-item.selected .agent-status").endswith("open")
+    assert not page.is_disabled("#agent-send")
