@@ -24,6 +24,7 @@ import json
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "chatwoot"
 ERRORS = json.loads((DATA / "errors.json").read_text(encoding="utf-8"))
 STATUSES = ("open", "resolved", "pending", "snoozed")
+KEPT = 200
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -66,8 +68,11 @@ class FakeChatwoot:
     url: str = ""
     contacts: dict[int, dict[str, Any]] = field(default_factory=dict)
     conversations: dict[int, dict[str, Any]] = field(default_factory=dict)
-    requests: list[tuple[str, str, Any]] = field(default_factory=list)
-    deliveries: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
+    # The latest API calls and webhooks, bounded: the simulator runs all day.
+    requests: deque[tuple[str, str, Any]] = field(default_factory=lambda: deque(maxlen=KEPT))
+    deliveries: deque[tuple[bytes, dict[str, str]]] = field(
+        default_factory=lambda: deque(maxlen=KEPT)
+    )
     _ids: Any = field(default_factory=lambda: itertools.count(100))
     _outbox: asyncio.Queue[tuple[bytes, dict[str, str], dict[str, Any]]] | None = None
     _sender: asyncio.Future[None] | None = None
