@@ -1,4 +1,11 @@
-"""``python -m simulator``: the fake Cloud API and the chat page on one port."""
+"""``python -m simulator``: the fake Cloud API, the fake Chatwoot and the chat page with its
+agent pane on one port.
+
+The fake Chatwoot answers the channel when ``CHATWOOT_URL`` points here: it takes the
+channel's ``CHATWOOT_API_TOKEN``, ``CHATWOOT_ACCOUNT_ID`` and ``CHATWOOT_INBOX_ID`` and posts
+its webhooks to ``--chatwoot-webhook-url`` (the channel's Chatwoot route with its secret),
+signed when ``CHATWOOT_SIGNING_SECRET`` is set.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ import os
 
 from aiohttp import web
 
+from simulator.chatwoot import FakeChatwoot
 from simulator.server import SimulatorConfig, create_app
 
 
@@ -27,6 +35,11 @@ def main() -> None:
     )
     # Rasa's HTTP API (rasa run --enable-api): the page shows what the bot heard in voice notes.
     parser.add_argument("--rasa-url", default=env.get("SIMULATOR_RASA_URL", ""))
+    parser.add_argument(
+        "--chatwoot-webhook-url",
+        default="",
+        help="where the fake Chatwoot posts its webhooks (…/webhooks/whatsapp/chatwoot/<secret>)",
+    )
     args = parser.parse_args()
     if not args.app_secret or not args.access_token:
         parser.error(
@@ -44,8 +57,17 @@ def main() -> None:
         rasa_url=args.rasa_url,
         rasa_token=env.get("SIMULATOR_RASA_TOKEN", ""),  # a secret: never on a command line
     )
+    chatwoot = FakeChatwoot(
+        token=env.get("CHATWOOT_API_TOKEN", ""),
+        account_id=int(env.get("CHATWOOT_ACCOUNT_ID") or 1),
+        inbox_id=int(env.get("CHATWOOT_INBOX_ID") or 1),
+        webhook_url=args.chatwoot_webhook_url,
+        signing_secret=env.get("CHATWOOT_SIGNING_SECRET", ""),
+    )
     # No access log: the page polls every 0.7 s and would drown the output of `make run`.
-    web.run_app(create_app(config), host=args.host, port=args.port, print=None, access_log=None)
+    web.run_app(
+        create_app(config, chatwoot), host=args.host, port=args.port, print=None, access_log=None
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from bot.addons.whatsapp.inbound.signature import SIGNATURE_HEADER, sign, token_matches
 from bot.addons.whatsapp.logs import mask_id
+from simulator.chatwoot import FakeChatwoot
 from simulator.transcripts import add_transcripts
 from simulator.validation import validate_message
 from simulator.webhooks import (
@@ -315,7 +316,7 @@ class Simulator:
 SIMULATOR_KEY = web.AppKey("simulator", Simulator)
 
 
-def create_app(config: SimulatorConfig) -> web.Application:
+def create_app(config: SimulatorConfig, chatwoot: FakeChatwoot | None = None) -> web.Application:
     sim = Simulator(config)
     app = web.Application(client_max_size=6 * 1024 * 1024)
     app[SIMULATOR_KEY] = sim
@@ -332,6 +333,23 @@ def create_app(config: SimulatorConfig) -> web.Application:
     app.router.add_get("/api/messages", sim.api_messages)
     app.router.add_get("/api/numbers", sim.api_numbers)
     add_transcripts(app, config.rasa_url, config.rasa_token)
+    add_chatwoot(app, chatwoot or FakeChatwoot(token=""), config.public_url)
     app.router.add_post("/{version}/{phone_number_id}/messages", sim.graph_messages)
     app.router.add_get("/{version}/{media_id}", sim.graph_media)
     return app
+
+
+def add_chatwoot(app: web.Application, chatwoot: FakeChatwoot, public_url: str) -> None:
+    """The fake Chatwoot of the agent pane on the simulator's port (without a token it
+    refuses every API call and the pane says handoff is off)."""
+    chatwoot.url = public_url
+
+    async def start(_: web.Application) -> None:
+        await chatwoot.start()
+
+    async def stop(_: web.Application) -> None:
+        await chatwoot.stop()
+
+    app.on_startup.append(start)  # type: ignore[arg-type]
+    app.on_cleanup.append(stop)  # type: ignore[arg-type]
+    chatwoot.add_routes(app)

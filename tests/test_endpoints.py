@@ -78,7 +78,10 @@ def test_make_run_puts_rasa_on_redis_when_redis_url_is_set(
     assert rasa.argv[rasa.argv.index("--endpoints") + 1] == "endpoints.yml"
 
 
-def test_make_run_puts_the_ingress_in_front_of_rasa(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_make_run_puts_the_ingress_in_front_of_rasa(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(devstack, "RUN_DIR", tmp_path)
     monkeypatch.setattr(devstack, "dev_secrets", lambda: {"WPP_APP_SECRET": "dev"})
     services, _ = devstack.build_services({"WEBHOOK_PORT": "5999", "RASA_PORT": "5998"})
     by_name = {s.name: s for s in services}

@@ -1,326 +1,33 @@
-"""A local fake of Chatwoot's Application API and webhooks, for the handoff tests.
-
-Speaks the calls ``bot/addons/whatsapp/handoff/client.py`` makes, answering with the
-shapes of ``tests/data/chatwoot/`` (see SOURCES.md there), and refuses what Chatwoot
-refuses: no or a wrong ``api_access_token`` ▸ 401, an unknown account, inbox, contact or
-conversation ▸ 404, a body missing what the API requires ▸ 422. Every message created
-(the citizen's forwarded ones, private notes, an agent's replies) and every status change
-is posted to ``webhook_url`` as Chatwoot posts it, signed when ``signing_secret`` is set.
-"""
+"""The fake Chatwoot (``simulator/chatwoot.py``, the simulator's agent pane) on its own
+port, for the handoff tests."""
 
 from __future__ import annotations
 
-import asyncio
-import copy
-import itertools
-import json
-import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import aiohttp
 from aiohttp import web
 
-from bot.addons.whatsapp.handoff.webhook import chatwoot_signature
+from simulator.chatwoot import FakeChatwoot
 from tests.support.stack import free_port
 
-DATA = Path(__file__).resolve().parents[1] / "data" / "chatwoot"
-ERRORS = json.loads((DATA / "errors.json").read_text())
-
-
-def _template(name: str) -> dict[str, Any]:
-    return json.loads((DATA / name).read_text())
-
-
-@dataclass
-class FakeChatwoot:
-    token: str = "test-chatwoot-token"
-    account_id: int = 7
-    inbox_id: int = 3
-    webhook_url: str = ""
-    signing_secret: str = ""
-    down: bool = False
-    url: str = ""
-    contacts: dict[int, dict[str, Any]] = field(default_factory=dict)
-    conversations: dict[int, dict[str, Any]] = field(default_factory=dict)
-    requests: list[tuple[str, str, Any]] = field(default_factory=list)
-    deliveries: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
-    _ids: Any = field(default_factory=lambda: itertools.count(100))
-    _outbox: asyncio.Queue[tuple[bytes, dict[str, str]]] | None = None
-
-    # --- what the tests read --------------------------------------------------------
-
-    def messages(self, conversation_id: int) -> list[dict[str, Any]]:
-        return list(self.conversations[conversation_id]["messages"])
-
-    # --- the agent's side (what a person does in Chatwoot's UI) ---------------------
-
-    async def agent_reply(
-        self, conversation_id: int, content: str, attachments: list[str] | None = None
-    ) -> dict[str, Any]:
-        files = []
-        for url in attachments or []:
-            item = _template("attachment.json")
-            item.update(id=next(self._ids), data_url=url, thumb_url=url)
-            files.append(item)
-        return self._add_message(conversation_id, content, "outgoing", False, files)
-
-    async def resolve(self, conversation_id: int) -> None:
-        self._set_status(conversation_id, "resolved")
-
-    async def redeliver_last(self) -> None:
-        assert self._outbox is not None and self.deliveries
-        await self._outbox.put(self.deliveries[-1])
-
-    async def settle(self) -> None:
-        """Wait until every webhook was delivered."""
-        assert self._outbox is not None
-        await self._outbox.join()
-
-    # --- the model ---------------------------------------------------------------
-
-    def _contact_view(self, contact: dict[str, Any]) -> dict[str, Any]:
-        inbox = {"id": self.inbox_id, "name": "WhatsApp (API)", "channel_type": "Channel::Api"}
-        view = {k: v for k, v in contact.items() if k != "source_ids"}
-        view["contact_inboxes"] = [
-            {"source_id": source, "inbox": inbox} for source in contact["source_ids"]
-        ]
-        return view
-
-    def _conversation_view(self, conversation: dict[str, Any]) -> dict[str, Any]:
-        contact = self.contacts[conversation["contact_id"]]
-        view = _template("conversation_status_changed.json")
-        del view["event"]
-        view.update(id=conversation["id"], inbox_id=self.inbox_id, status=conversation["status"])
-        view["contact_inbox"].update(
-            contact_id=contact["id"], inbox_id=self.inbox_id, source_id=conversation["source_id"]
-        )
-        sender = view["meta"]["sender"]
-        sender.update(
-            id=contact["id"],
-            name=contact["name"],
-            identifier=contact["identifier"],
-            phone_number=contact["phone_number"],
-            email=None,
-        )
-        return view
-
-    def _add_message(
-        self,
-        conversation_id: int,
-        content: str,
-        message_type: str,
-        private: bool,
-        attachments: list[dict[str, Any]],
-    ) -> dict[str, Any]:
-        conversation = self.conversations[conversation_id]
-        message = {
-            "id": next(self._ids),
-            "content": content,
-            "message_type": message_type,
-            "private": private,
-            "attachments": attachments,
-        }
-        conversation["messages"].append(message)
-        hook = _template("message_created.json")
-        hook.update(id=message["id"], content=content, message_type=message_type, private=private)
-        hook["inbox"]["id"] = self.inbox_id
-        hook["conversation"] = self._conversation_view(conversation)
-        hook["account"]["id"] = self.account_id
-        if attachments:
-            hook["attachments"] = copy.deepcopy(attachments)
-        self._post_webhook(hook)
-        return message
-
-    def _set_status(self, conversation_id: int, status: str) -> None:
-        conversation = self.conversations[conversation_id]
-        conversation["status"] = status
-        hook = self._conversation_view(conversation)
-        hook["event"] = "conversation_status_changed"
-        self._post_webhook(hook)
-
-    def _post_webhook(self, payload: dict[str, Any]) -> None:
-        if not self.webhook_url or self._outbox is None:
-            return
-        body = json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json"}
-        if self.signing_secret:
-            stamp = str(int(time.time()))
-            headers["X-Chatwoot-Timestamp"] = stamp
-            headers["X-Chatwoot-Signature"] = chatwoot_signature(self.signing_secret, stamp, body)
-            headers["X-Chatwoot-Delivery"] = str(uuid.uuid4())
-        self.deliveries.append((body, headers))
-        self._outbox.put_nowait((body, headers))
-
-    async def _deliver_webhooks(self) -> None:
-        assert self._outbox is not None
-        async with aiohttp.ClientSession() as http:
-            while True:
-                body, headers = await self._outbox.get()
-                try:
-                    async with http.post(self.webhook_url, data=body, headers=headers) as answer:
-                        await answer.read()
-                except aiohttp.ClientError:
-                    pass
-                finally:
-                    self._outbox.task_done()
-
-    # --- the HTTP API --------------------------------------------------------------
-
-    @web.middleware
-    async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        try:
-            body = await request.json() if request.can_read_body else None
-        except ValueError:
-            return web.json_response({"message": "Invalid JSON", "attributes": []}, status=422)
-        self.requests.append((request.method, request.path, body))
-        if self.down:
-            return web.Response(status=503, text="Service Unavailable")
-        if request.headers.get("api_access_token") != self.token:
-            return web.json_response(ERRORS["401"], status=401)
-        if request.match_info.get("account") != str(self.account_id):
-            return web.json_response(ERRORS["404"], status=404)
-        if body is not None and not isinstance(body, dict):
-            return web.json_response({"message": "Invalid body", "attributes": []}, status=422)
-        request["body"] = body or {}
-        try:
-            return await handler(request)
-        except KeyError:
-            return web.json_response(ERRORS["404"], status=404)
-
-    def _unprocessable(self, message: str, attribute: str) -> web.Response:
-        return web.json_response({"message": message, "attributes": [attribute]}, status=422)
-
-    async def search(self, request: web.Request) -> web.Response:
-        q = request.query.get("q", "")
-        found = [
-            self._contact_view(c)
-            for c in self.contacts.values()
-            if q and (q in str(c["identifier"]) or q in str(c["phone_number"]) or q in c["name"])
-        ]
-        return web.json_response(
-            {"meta": {"count": len(found), "current_page": 1}, "payload": found}
-        )
-
-    async def create_contact(self, request: web.Request) -> web.Response:
-        body = request["body"]
-        if "inbox_id" not in body:
-            return self._unprocessable("Inbox can't be blank", "inbox_id")
-        if body["inbox_id"] != self.inbox_id:
-            return web.json_response(ERRORS["404"], status=404)
-        phone = body.get("phone_number")
-        if phone and not (phone.startswith("+") and phone[1:].isdigit()):
-            return self._unprocessable("Phone number should be in e164 format", "phone_number")
-        if any(c["identifier"] == body.get("identifier") for c in self.contacts.values()):
-            return self._unprocessable("Identifier has already been taken", "identifier")
-        contact = {
-            "id": next(self._ids),
-            "name": body.get("name") or "",
-            "phone_number": phone,
-            "identifier": body.get("identifier"),
-            "email": body.get("email"),
-            "source_ids": [str(uuid.uuid4())],
-        }
-        self.contacts[contact["id"]] = contact
-        answer = _template("contact_create_response.json")
-        answer["payload"]["contact"] = self._contact_view(contact)
-        answer["payload"]["contact_inbox"]["source_id"] = contact["source_ids"][0]
-        answer["payload"]["contact_inbox"]["inbox"]["id"] = self.inbox_id
-        return web.json_response(answer)
-
-    async def create_contact_inbox(self, request: web.Request) -> web.Response:
-        contact = self.contacts[int(request.match_info["id"])]
-        if request["body"].get("inbox_id") != self.inbox_id:
-            return web.json_response(ERRORS["404"], status=404)
-        source = str(uuid.uuid4())
-        contact["source_ids"].append(source)
-        return web.json_response({"source_id": source, "inbox": {"id": self.inbox_id}})
-
-    async def contact_conversations(self, request: web.Request) -> web.Response:
-        contact_id = int(request.match_info["id"])
-        self.contacts[contact_id]  # 404 for an unknown contact
-        mine = [c for c in self.conversations.values() if c["contact_id"] == contact_id]
-        return web.json_response({"payload": [self._conversation_view(c) for c in mine]})
-
-    async def create_conversation(self, request: web.Request) -> web.Response:
-        body = request["body"]
-        if not body.get("source_id"):
-            return self._unprocessable("Source can't be blank", "source_id")
-        if body.get("inbox_id") != self.inbox_id:
-            return web.json_response(ERRORS["404"], status=404)
-        owner = [c for c in self.contacts.values() if body["source_id"] in c["source_ids"]]
-        if not owner:
-            return web.json_response(ERRORS["404"], status=404)
-        conversation = {
-            "id": next(self._ids),
-            "contact_id": owner[0]["id"],
-            "source_id": body["source_id"],
-            "status": body.get("status") or "open",
-            "messages": [],
-        }
-        self.conversations[conversation["id"]] = conversation
-        return web.json_response(self._conversation_view(conversation))
-
-    async def create_message(self, request: web.Request) -> web.Response:
-        conversation_id = int(request.match_info["id"])
-        self.conversations[conversation_id]
-        body = request["body"]
-        if not isinstance(body.get("content"), str) or not body["content"]:
-            return web.json_response(ERRORS["422"], status=422)
-        kind = body.get("message_type", "outgoing")
-        if kind not in ("incoming", "outgoing"):
-            return self._unprocessable("Message type is not included in the list", "message_type")
-        message = self._add_message(
-            conversation_id, body["content"], kind, bool(body.get("private")), []
-        )
-        return web.json_response({**message, "conversation_id": conversation_id})
-
-    async def toggle_status(self, request: web.Request) -> web.Response:
-        conversation_id = int(request.match_info["id"])
-        self.conversations[conversation_id]
-        status = request["body"].get("status")
-        if status not in ("open", "resolved", "pending", "snoozed"):
-            return self._unprocessable("Status is not included in the list", "status")
-        self._set_status(conversation_id, status)
-        return web.json_response(
-            {
-                "meta": {},
-                "payload": {
-                    "success": True,
-                    "current_status": status,
-                    "conversation_id": conversation_id,
-                },
-            }
-        )
+__all__ = ["FakeChatwoot", "running_chatwoot"]
 
 
 @asynccontextmanager
 async def running_chatwoot(fake: FakeChatwoot | None = None) -> AsyncIterator[FakeChatwoot]:
-    fake = fake or FakeChatwoot()
-    app = web.Application(middlewares=[fake._guard])
-    base = "/api/v1/accounts/{account}"
-    app.router.add_get(base + "/contacts/search", fake.search)
-    app.router.add_post(base + "/contacts", fake.create_contact)
-    app.router.add_post(base + "/contacts/{id}/contact_inboxes", fake.create_contact_inbox)
-    app.router.add_get(base + "/contacts/{id}/conversations", fake.contact_conversations)
-    app.router.add_post(base + "/conversations", fake.create_conversation)
-    app.router.add_post(base + "/conversations/{id}/messages", fake.create_message)
-    app.router.add_post(base + "/conversations/{id}/toggle_status", fake.toggle_status)
+    fake = fake or FakeChatwoot(token="test-chatwoot-token")
+    app = web.Application()
+    fake.add_routes(app)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     fake.url = f"http://127.0.0.1:{port}"
-    fake._outbox = asyncio.Queue()
-    sender = asyncio.ensure_future(fake._deliver_webhooks())
+    await fake.start()
     try:
         yield fake
     finally:
-        sender.cancel()
-        await asyncio.gather(sender, return_exceptions=True)
+        await fake.stop()
         await runner.cleanup()
