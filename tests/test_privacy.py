@@ -103,9 +103,14 @@ def redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-async def on_redis(redis: RedisServer) -> AsyncIterator[tuple[Stores, RasaLikeAgent]]:
+async def on_redis(
+    redis: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[Stores, RasaLikeAgent]]:
     """The stores as the privacy command opens them (from REDIS_URL), and an agent on its own
-    instances of the same stores, as a running ``rasa run`` would be."""
+    instances of the same stores, as a running ``rasa run`` would be. No proactive database:
+    run from an empty directory, so a ``proactive.db`` that ``make run`` left in the checkout
+    is not opened."""
+    monkeypatch.chdir(tmp_path)
     environ = {"REDIS_URL": redis.url}
     stores = open_stores("", "", environ)
     bot = open_stores("", "", environ)
