@@ -1,6 +1,7 @@
 """The benchmark's ten-second smoke version: the single-process stages (ack latency,
-end-to-end, overload, memory; not scale-out, not the conversion benchmark) run and their
-results hold up.
+end-to-end, overload, memory; not scale-out, not the conversion benchmark) and the stages
+of ``bench/`` (billing: three knowledge questions, joined and not) run and their results
+hold up.
 
 The figures themselves are only checked by ``make bench`` (a full run); here the smoke
 run must complete, write both reports, answer every acknowledged message, never time
@@ -17,7 +18,7 @@ import pytest
 
 from tests.support.stack import ROOT, VENV_BIN
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 
 def test_the_benchmark_smoke_run_completes_and_loses_nothing(
@@ -29,7 +30,7 @@ def test_the_benchmark_smoke_run_completes_and_loses_nothing(
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=540,
+        timeout=840,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
@@ -48,3 +49,10 @@ def test_the_benchmark_smoke_run_completes_and_loses_nothing(
     assert results["checks"]["dedup store bounded"]
     assert results["direct"] is False  # measured through the ingress, as deployed
     assert 0 < memory["ingress_peak_rss_mib"] < memory["peak_rss_mib"]
+    # Billing: each answered question is one message (answer + feedback buttons joined),
+    # two with WPP_MERGE_TEXT_BUTTONS=false, measured on the same questions in the same run.
+    billing = results["billing"]
+    assert billing["after"] == {"asked": 3, "answered": 3, "messages": 3, "per_answered": 1.0}
+    assert billing["before"] == {"asked": 3, "answered": 3, "messages": 6, "per_answered": 2.0}
+    assert results["checks"]["billing: fewer billable messages per answered question"]
+    assert "| Billable messages per answered question" in (tmp_path / "results.md").read_text()
