@@ -210,3 +210,12 @@ async def test_with_wpp_merge_text_buttons_off_the_turn_sends_two_messages() -> 
                 buttons=(Button("/affirm", "Sim"), Button("/deny", "Não")),
             ),
         ]
+
+
+async def test_outside_a_citizens_turn_a_text_is_sent_at_once() -> None:
+    """Rasa's HTTP API (``trigger_intent``) and injected handoff turns have no turn end
+    that would send a held text: their output sends each response as it comes."""
+    async with serve_channel(FakeAgent()) as s:
+        api_output = s.channel.get_output_channel()
+        await api_output.send_response("5561911110001", {"text": ANSWER})
+        assert [m for _, m in s.provider.sent] == [Text(ANSWER)]
