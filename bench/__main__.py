@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from bench import voice
+from bench import billing, voice
 from bench.loadgen import percentile
 from scripts.endpoints import write_redis_endpoints
 from tests.support.proxy import running_proxy
@@ -85,9 +85,7 @@ class Stage(Protocol):
 
 # Each stage module exposes ``STAGE``; they run in this order after the single-process and
 # scale-out stages, in full and smoke plans alike (a stage sizes itself by ``ctx.smoke``).
-STAGES: list[Stage] = [
-    voice.STAGE,
-]
+STAGES: list[Stage] = [billing.STAGE, voice.STAGE]
 
 
 @dataclass(frozen=True)

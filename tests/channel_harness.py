@@ -65,7 +65,8 @@ class FakeAgent:
     active: dict[str, int] = field(default_factory=dict)
     overlaps: int = 0
     peak: int = 0  # the most turns running at once, any senders
-    also_say: list[str] = field(default_factory=list)  # responses after the echo
+    # responses after the echo: a text, or a whole response (e.g. text with buttons)
+    also_say: list[str | dict[str, Any]] = field(default_factory=list)
     answered: set[str] = field(default_factory=set)  # message ids its "tracker store" holds
 
     @property
@@ -88,8 +89,9 @@ class FakeAgent:
                 await asyncio.sleep(self.delay)
             self.messages.append(message)
             await message.output_channel.send_response(sender, {"text": f"eco: {message.text}"})
-            for text in self.also_say:
-                await message.output_channel.send_response(sender, {"text": text})
+            for said in self.also_say:
+                response = {"text": said} if isinstance(said, str) else said
+                await message.output_channel.send_response(sender, response)
             if message.message_id:
                 self.answered.add(message.message_id)
         finally:

@@ -74,6 +74,8 @@ async def test_a_truncated_emoji_does_not_stop_the_messages_after_it(
         assert (first.status, second.status) == (200, 200)
         await eventually(lambda: len(rasa.agent.messages) == 3)
         assert [m.text for m in rasa.agent.messages] == [TRUNCATED_EMOJI, "um", "dois"]
+        # Each reply leaves when its turn ends (a text is held for joining: outbound/join.py).
+        await eventually(lambda: len(rasa.provider.sent) == 3)
         assert [to for to, _ in rasa.provider.sent] == [SENDER] * 3
         assert ingress.ingress.relay.depth == 0
 

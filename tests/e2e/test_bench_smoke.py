@@ -1,6 +1,7 @@
 """The benchmark's ten-second smoke version: the single-process stages (ack latency,
-end-to-end, overload, memory; not scale-out, not the conversion benchmark) and the stage
-modules (bench/voice.py: a couple of voice and typed turns) run and their results hold up.
+end-to-end, overload, memory; not scale-out, not the conversion benchmark) and the stages
+of ``bench/`` (billing: three knowledge questions, joined and not; voice: a couple of voice
+and typed turns) run and their results hold up.
 
 The figures themselves are only checked by ``make bench`` (a full run); here the smoke
 run must complete, write both reports, answer every acknowledged message, never time
@@ -60,3 +61,10 @@ def test_the_benchmark_smoke_run_completes_and_loses_nothing(
         "| Voice: turn latency, one citizen (2 voice + 2 typed turns"
         in (tmp_path / "results.md").read_text()
     )
+    # Billing: each answered question is one message (answer + feedback buttons joined),
+    # two with WPP_MERGE_TEXT_BUTTONS=false, measured on the same questions in the same run.
+    billing = results["billing"]
+    assert billing["after"] == {"asked": 3, "answered": 3, "messages": 3, "per_answered": 1.0}
+    assert billing["before"] == {"asked": 3, "answered": 3, "messages": 6, "per_answered": 2.0}
+    assert results["checks"]["billing: fewer billable messages per answered question"]
+    assert "| Billable messages per answered question" in (tmp_path / "results.md").read_text()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ import pytest
 import yaml
 
 from bot.addons.whatsapp.config import SILENCE_FALLBACK
-from tests.e2e.conftest import cloud_stack
+from tests.e2e.conftest import WhatsAppStack, cloud_stack
 from tests.e2e.test_cloud_e2e import text_webhook
 from tests.support.stack import (
     ROOT,
@@ -25,6 +27,7 @@ from tests.support.stack import (
     start_rasa,
     write_endpoints,
 )
+from tests.whatsapp_fixtures import fixture
 
 pytestmark = pytest.mark.e2e
 RESPONSES = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))["responses"]
@@ -34,6 +37,7 @@ RESPONSES = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))["r
 class KnowledgeStack:
     rasa: Proc
     knowledge: Proc
+    endpoints: Path  # the action server's, for a WhatsApp `rasa run` on the same services
 
     def say(self, sender: str, text: str) -> list[str]:
         request = urllib.request.Request(
@@ -86,7 +90,7 @@ def stack(
                 name="rasa-knowledge-e2e",
             )
         )
-        yield KnowledgeStack(procs[-1], knowledge)
+        yield KnowledgeStack(procs[-1], knowledge, endpoints)
     finally:
         for proc in reversed(procs):
             proc.stop()
@@ -106,6 +110,65 @@ def test_a_question_gets_the_documents_answer_then_the_feedback_question(
     assert feedback == RESPONSES["utter_ask_feedback"][0]["text"]
     assert sum(part.startswith("*IPTU atrasado") for part in answer) == 1
     assert sum("Fontes:" in part for part in answer) == 1
+
+
+def citizen_event(name: str, sender: str, wamid: str, **fields: Any) -> dict[str, Any]:
+    """A recorded webhook (tests/data/whatsapp/) from ``sender``, its message updated."""
+    payload = copy.deepcopy(fixture(name))
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["contacts"][0]["wa_id"] = sender
+    value["messages"][0].update({"from": sender, "id": wamid, **fields})
+    return payload
+
+
+def settled_sent(stack: WhatsAppStack, to: str, count: int) -> list[dict[str, Any]]:
+    """The messages to ``to`` once ``count`` arrived and a stray one would have shown."""
+    stack.wait_for_sent(to, count)
+    time.sleep(1.5)
+    return stack.wait_for_sent(to, count)
+
+
+def test_on_whatsapp_an_answer_and_its_feedback_buttons_are_one_billed_message(
+    stack: KnowledgeStack, trained_model: Path
+) -> None:
+    """Each message is billed since October 2026: the answer and "Essa resposta ajudou?"
+    go out as one interactive message, no filler; its Sim button and a 👍 on it still
+    answer the question."""
+    question = RESPONSES["utter_ask_feedback"][0]
+    buttons = [
+        {"type": "reply", "reply": {"id": b["payload"], "title": b["title"]}}
+        for b in question["buttons"]
+    ]
+    with cloud_stack(trained_model, stack.endpoints, "rasa-knowledge-whatsapp-e2e") as wa:
+        sender = "5561922220001"
+        ask = text_webhook("wamid.KW.ask", "como pago o iptu atrasado?", sender)
+        assert wa.post_webhook(ask) == 200
+        (answer,) = settled_sent(wa, sender, 1)
+        assert answer["type"] == "interactive"
+        assert answer["interactive"]["type"] == "button"
+        assert answer["interactive"]["action"] == {"buttons": buttons}
+        body = answer["interactive"]["body"]["text"]
+        assert body.startswith("*IPTU atrasado e parcelamento de dívida*")
+        assert "https://www.novaaurora.example.gov.br/servicos/iptu" in body
+        assert body.endswith(f"\n\n{question['text']}")
+
+        sim = {"type": "button_reply", "button_reply": {"id": "/affirm", "title": "Sim"}}
+        tap = citizen_event("inbound_interactive_button_reply", sender, "wamid.KW.sim")
+        tap["entry"][0]["changes"][0]["value"]["messages"][0]["interactive"] = sim
+        assert wa.post_webhook(tap) == 200
+        _, thanks = settled_sent(wa, sender, 2)
+        assert thanks["text"]["body"] == RESPONSES["utter_feedback_positive"][0]["text"]
+
+        other = "5561922220002"
+        ask = text_webhook("wamid.KW.ask2", "como pago o iptu atrasado?", other)
+        assert wa.post_webhook(ask) == 200
+        wa.wait_for_sent(other, 1)
+        thumb = citizen_event("inbound_reaction_thumbs_up", other, "wamid.KW.thumb")
+        assert wa.post_webhook(thumb) == 200
+        bye = text_webhook("wamid.KW.bye", "tchau", other)
+        assert wa.post_webhook(bye) == 200  # one citizen's turns run in order
+        assert len(settled_sent(wa, other, 2)) == 2  # the reaction got no reply
+        assert 'whatsapp_reaction_feedback_total{feedback="positive"} 1' in wa.metrics()
 
 
 def test_a_greeting_gets_the_greeting_without_asking_the_knowledge_service(

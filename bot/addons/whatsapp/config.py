@@ -97,6 +97,8 @@ class WhatsAppSettings:
     http_timeout: float = setting("WPP_HTTP_TIMEOUT", 10.0, REAL, at_least=0.1)
     list_button_label: str = setting("WPP_LIST_BUTTON_LABEL", "Ver opções")
     preview_urls: bool = setting("WPP_PREVIEW_URLS", True, FLAG)
+    # A text followed by reply buttons in one turn goes out as one (billed) message.
+    merge_text_buttons: bool = setting("WPP_MERGE_TEXT_BUTTONS", True, FLAG)
     reengagement_template: str = setting("WPP_REENGAGEMENT_TEMPLATE", "")
     reengagement_language: str = setting("WPP_REENGAGEMENT_LANGUAGE", "pt_BR")
     drain_timeout: float = setting("WPP_DRAIN_TIMEOUT", 25.0, REAL, at_least=0)

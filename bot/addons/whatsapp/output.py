@@ -1,4 +1,8 @@
-"""The Rasa ``OutputChannel`` for WhatsApp: each response converted whole, then sent in order."""
+"""The Rasa ``OutputChannel`` for WhatsApp: each response converted whole, then sent in order.
+
+In a citizen's turn a short text is held until the next response (or the turn's end) so
+that a text followed by reply buttons goes out as one billed message
+(:mod:`bot.addons.whatsapp.outbound.join`, ``WPP_MERGE_TEXT_BUTTONS``)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from bot.addons.whatsapp.delivery.progress import TurnProgress
 from bot.addons.whatsapp.delivery.turn_thread import on_loop
 from bot.addons.whatsapp.logs import mask_phone
 from bot.addons.whatsapp.outbound.convert import ConversionOptions, convert_response
+from bot.addons.whatsapp.outbound.join import holdable, join
+from bot.addons.whatsapp.outbound.messages import OutMessage, Text
 from bot.addons.whatsapp.outbound.sender import Sender
 from bot.addons.whatsapp.outbound.short_keys import PayloadStore
 
@@ -31,6 +37,11 @@ class WhatsAppOutput(OutputChannel):
     Rasa calls :meth:`send_response` once per bot utterance, in order; the whole response
     dict (text, buttons, image, custom, attachment, elements) is converted at once so the
     pieces come out as the right WhatsApp messages (e.g. text + image ▸ a captioned image).
+
+    With ``join_text_and_buttons`` (set by the turn runner, which calls :meth:`flush` when
+    the turn ends) a text followed by reply buttons becomes one message; outputs made
+    elsewhere (Rasa's HTTP API, injected handoff turns) have no turn end to flush at and
+    send each response at once.
     """
 
     def __init__(
@@ -46,6 +57,8 @@ class WhatsAppOutput(OutputChannel):
         self.progress = progress
         self.responses = 0  # responses Rasa handed over during this turn
         self.handoff: dict[str, Any] | None = None  # action_handoff's request, for the turn runner
+        self.join_text_and_buttons = False
+        self._held: tuple[str, Text] | None = None  # recipient, text awaiting the next response
         self._home = _running_loop()  # the server's loop, where sends happen
 
     @classmethod
@@ -74,12 +87,33 @@ class WhatsAppOutput(OutputChannel):
             )
         if conversion.payload_keys:
             await self.payloads.remember(conversion.payload_keys)
+        messages: list[OutMessage] = conversion.messages
+        if self._held is not None:
+            joined = join(self._held[1], messages) if self._held[0] == recipient_id else None
+            if joined is None:
+                await self.flush()
+            else:
+                self._held, messages = None, joined
+        text = holdable(messages) if self.join_text_and_buttons else None
+        if text is not None:
+            self._held = (recipient_id, text)
+            return
+        await self._deliver(recipient_id, messages)
+
+    async def flush(self) -> None:
+        """Send the text still held (the turn ended, or what followed could not join it)."""
+        if self._held is not None:
+            (recipient_id, text), self._held = self._held, None
+            await self._deliver(recipient_id, [text])
+
+    async def _deliver(self, recipient_id: str, messages: list[OutMessage]) -> None:
+        if not messages:
+            return
         if self.progress is None:
-            if conversion.messages:
-                await self.sender.send_all(recipient_id, conversion.messages)
+            await self.sender.send_all(recipient_id, messages)
             return
         await self.progress.deliver(
-            conversion.messages, lambda body: self.sender.send_all(recipient_id, [body])
+            messages, lambda body: self.sender.send_all(recipient_id, [body])
         )
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:

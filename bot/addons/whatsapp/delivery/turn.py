@@ -110,6 +110,7 @@ class TurnRunner:
         if self.settings.mark_read and not item.adopted and kind is None:
             self._in_background(self._mark_read(message.wamid))
         output = self.output(self.journal.progress(message.wamid, item.already_sent))
+        output.join_text_and_buttons = self.settings.merge_text_buttons
         if self.handoff is not None and await self.handoff.intercept(message, output.progress):
             await self.journal.finish(message.wamid)
             return
@@ -148,12 +149,20 @@ class TurnRunner:
             if progress is not None and progress.taken:
                 pass  # the adopter answers, and finishes the entry
             else:
+                await self._flush(output, message)
                 if output.responses == 0 and answered:
                     await self._break_silence(message)
                 if self.handoff is not None:
                     await self.handoff.after_turn(message, output.handoff)
                 await self.journal.finish(message.wamid)
             self.metrics.observe_latency(time.monotonic() - item.received_at)
+
+    async def _flush(self, output: Any, message: InboundMessage) -> None:
+        """Send the text the output still holds for joining (outbound/join.py)."""
+        try:
+            await output.flush()
+        except Exception:
+            logger.exception("Could not send the last reply to %s", message.wamid)
 
     async def _finish_settled(self, item: Queued) -> None:
         """A message deleted before its turn, or a deletion or edit that already did its
