@@ -6,6 +6,11 @@ refuses: no or a wrong ``api_access_token`` ▸ 401, an unknown account, inbox, 
 conversation ▸ 404, a body missing what the API requires ▸ 422. Every message created
 (the citizen's forwarded ones, private notes, an agent's replies) and every status change
 is posted to ``webhook_url`` as Chatwoot posts it, signed when ``signing_secret`` is set.
+
+A message may also be created as ``multipart/form-data`` with files in ``attachments[]``
+(as Chatwoot's API takes them): each becomes an attachment whose ``data_url`` this fake
+serves (the agent's "download"); ``GET .../conversations/meta`` counts the open
+conversations, as Chatwoot's conversation counts do.
 """
 
 from __future__ import annotations
@@ -50,6 +55,11 @@ class FakeChatwoot:
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     deliveries: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(100))
+    # Files uploaded with messages, by the path of their data_url: (bytes, content type).
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    # Conversations an agent took (assigned): they are no longer in the queue.
+    assigned: set[int] = field(default_factory=set)
+    meta_delay: float = 0.0  # seconds the conversation counts take to answer
     _outbox: asyncio.Queue[tuple[bytes, dict[str, str]]] | None = None
 
     # --- what the tests read --------------------------------------------------------
@@ -173,8 +183,14 @@ class FakeChatwoot:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith("/rails/"):  # a file's link opens without the token
+            return await handler(request)
+        body: Any
         try:
-            body = await request.json() if request.can_read_body else None
+            if request.content_type == "multipart/form-data":
+                body = await self._form(request)
+            else:
+                body = await request.json() if request.can_read_body else None
         except ValueError:
             return web.json_response({"message": "Invalid JSON", "attributes": []}, status=422)
         self.requests.append((request.method, request.path, body))
@@ -191,6 +207,70 @@ class FakeChatwoot:
             return await handler(request)
         except KeyError:
             return web.json_response(ERRORS["404"], status=404)
+
+    async def _form(self, request: web.Request) -> dict[str, Any]:
+        """A multipart body as a dict; files under ``attachments[]`` as a list of
+        (filename, content type, bytes)."""
+        form = await request.post()
+        body: dict[str, Any] = {}
+        for key, value in form.items():
+            if isinstance(value, web.FileField):
+                item = (value.filename, value.content_type, value.file.read())
+                body.setdefault(key, []).append(item)
+            else:
+                body[key] = value
+        if "private" in body:
+            body["private"] = str(body["private"]).lower() == "true"
+        return body
+
+    def _stored(self, files: list[Any]) -> list[dict[str, Any]]:
+        attachments = []
+        for filename, content_type, data in files:
+            item = _template("attachment.json")
+            file_id = next(self._ids)
+            path = f"/rails/active_storage/blobs/redirect/{file_id}/{filename}"
+            kind = content_type.split("/")[0]
+            item.update(
+                id=file_id,
+                account_id=self.account_id,
+                file_type=kind if kind in ("image", "audio", "video") else "file",
+                extension=filename.rpartition(".")[2] if "." in filename else None,
+                data_url=self.url + path,
+                thumb_url=self.url + path if kind == "image" else "",
+                file_size=len(data),
+            )
+            self.files[path] = (data, content_type)
+            attachments.append(item)
+        return attachments
+
+    async def download(self, request: web.Request) -> web.Response:
+        """An uploaded file, as the agent opens it from the conversation."""
+        if request.path not in self.files:
+            return web.json_response(ERRORS["404"], status=404)
+        data, content_type = self.files[request.path]
+        return web.Response(body=data, content_type=content_type)
+
+    async def meta(self, request: web.Request) -> web.Response:
+        if self.meta_delay:
+            await asyncio.sleep(self.meta_delay)
+        inbox = request.query.get("inbox_id")
+        mine = [
+            c
+            for c in self.conversations.values()
+            if c["status"] == request.query.get("status", "open")
+            and (inbox is None or inbox == str(self.inbox_id))
+        ]
+        unassigned = sum(1 for c in mine if c["id"] not in self.assigned)
+        return web.json_response(
+            {
+                "meta": {
+                    "mine_count": 0,
+                    "assigned_count": len(mine) - unassigned,
+                    "unassigned_count": unassigned,
+                    "all_count": len(mine),
+                }
+            }
+        )
 
     def _unprocessable(self, message: str, attribute: str) -> web.Response:
         return web.json_response({"message": message, "attributes": [attribute]}, status=422)
@@ -269,13 +349,18 @@ class FakeChatwoot:
         conversation_id = int(request.match_info["id"])
         self.conversations[conversation_id]
         body = request["body"]
-        if not isinstance(body.get("content"), str) or not body["content"]:
+        files = body.get("attachments[]") or []
+        if not files and (not isinstance(body.get("content"), str) or not body["content"]):
             return web.json_response(ERRORS["422"], status=422)
         kind = body.get("message_type", "outgoing")
         if kind not in ("incoming", "outgoing"):
             return self._unprocessable("Message type is not included in the list", "message_type")
         message = self._add_message(
-            conversation_id, body["content"], kind, bool(body.get("private")), []
+            conversation_id,
+            str(body.get("content") or ""),
+            kind,
+            bool(body.get("private")),
+            self._stored(files),
         )
         return web.json_response({**message, "conversation_id": conversation_id})
 
@@ -308,6 +393,8 @@ async def running_chatwoot(fake: FakeChatwoot | None = None) -> AsyncIterator[Fa
     app.router.add_post(base + "/contacts/{id}/contact_inboxes", fake.create_contact_inbox)
     app.router.add_get(base + "/contacts/{id}/conversations", fake.contact_conversations)
     app.router.add_post(base + "/conversations", fake.create_conversation)
+    app.router.add_get(base + "/conversations/meta", fake.meta)
+    app.router.add_get("/rails/active_storage/blobs/redirect/{id}/{name}", fake.download)
     app.router.add_post(base + "/conversations/{id}/messages", fake.create_message)
     app.router.add_post(base + "/conversations/{id}/toggle_status", fake.toggle_status)
     runner = web.AppRunner(app)
