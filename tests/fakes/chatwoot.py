@@ -397,7 +397,8 @@ async def running_chatwoot(fake: FakeChatwoot | None = None) -> AsyncIterator[Fa
     app.router.add_get("/rails/active_storage/blobs/redirect/{id}/{name}", fake.download)
     app.router.add_post(base + "/conversations/{id}/messages", fake.create_message)
     app.router.add_post(base + "/conversations/{id}/toggle_status", fake.toggle_status)
-    runner = web.AppRunner(app)
+    # No access log: the contact search carries the citizen's number in its query string.
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     port = free_port()
     site = web.TCPSite(runner, "127.0.0.1", port)

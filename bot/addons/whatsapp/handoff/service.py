@@ -180,23 +180,30 @@ class Handoff:
             return True
         if paused.conversation_id is None:
             return True  # paused by someone else: stay silent, as Rasa would
-        conversation = paused.conversation_id
+        try:
+            # Under Rasa's lock for the citizen, as a turn is: the forwards of every replica
+            # go one at a time, in the order they asked for it (Rasa's ticket order).
+            async with self.state.locked(message.wa_id):
+                await self._forward(message, paused.conversation_id, progress)
+        except ChatwootError as exc:
+            logger.error("Could not forward %s to Chatwoot: %s", message.wamid, exc)
+            self.metrics.handoffs["forward_failed"] += 1
+            await self.resume(message.wa_id, "unavailable", tell_chatwoot=False)
+        return True
+
+    async def _forward(
+        self, message: InboundMessage, conversation: int, progress: TurnProgress | None
+    ) -> None:
         limit = self.settings.handoff_attachment_max_bytes
         download = self.sender.provider.download_media
 
         async def post(_: str) -> None:
             await forward(self.client, download, conversation, message, limit)
 
-        try:
-            if progress is None:
-                await post(message.wamid)
-            else:  # one entry in the journal: a turn run again does not post it twice
-                await progress.deliver([message.wamid], post)
-        except ChatwootError as exc:
-            logger.error("Could not forward %s to Chatwoot: %s", message.wamid, exc)
-            self.metrics.handoffs["forward_failed"] += 1
-            await self.resume(message.wa_id, "unavailable", tell_chatwoot=False)
-        return True
+        if progress is None:
+            await post(message.wamid)
+        else:  # one entry in the journal: a turn run again does not post it twice
+            await progress.deliver([message.wamid], post)
 
     async def after_turn(self, message: InboundMessage, request: Mapping[str, Any] | None) -> None:
         """Open the handoff the turn's ``action_handoff`` asked for, if it asked."""
