@@ -4,10 +4,12 @@ satisfaction answers counted: over real HTTP, the same stack as ``test_handoff.p
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 import aiohttp
+from rasa.shared.core.events import ConversationResumed
 
 from bot.addons.whatsapp.handoff.describe import rating_of
 from bot.addons.whatsapp.handoff.forward import file_of
@@ -157,3 +159,18 @@ def test_a_voice_note_without_a_name_is_named_from_its_type() -> None:
     audio = _message(MessageType.AUDIO, {"id": "M1", "mime_type": "audio/ogg; codecs=opus"})
     assert file_of(audio, "audio/ogg; codecs=opus").filename == "audio-wamid.X1.ogg"
     assert file_of(audio, "audio/ogg; codecs=opus").content == "[áudio]"
+
+
+async def test_a_message_waiting_for_the_lock_while_the_handoff_ends_goes_to_the_bot() -> None:
+    async with stack() as s:
+        conversation = await handed_off(s)
+        async with s.agent.lock_store.lock(WA_ID):  # another replica's turn holds it
+            message = asyncio.ensure_future(s.citizen("ainda estou aqui"))
+            await asyncio.sleep(0.5)
+            assert not message.done()  # read "paused", now waits for the lock
+            tracker = await s.agent.tracker_store.get_or_create_tracker(WA_ID)
+            tracker.update(ConversationResumed())  # the agent resolved meanwhile
+            await s.agent.tracker_store.save(tracker)
+        await message
+        assert incoming(s, conversation) == []
+        assert s.whatsapp_texts()[-1] == "eco: ainda estou aqui"

@@ -184,6 +184,8 @@ class Handoff:
             # Under Rasa's lock for the citizen, as a turn is: the forwards of every replica
             # go one at a time, in the order they asked for it (Rasa's ticket order).
             async with self.state.locked(message.wa_id):
+                if await self.state.paused(message.wa_id) is None:
+                    return False  # resumed meanwhile (resolved, timed out): the bot answers
                 await self._forward(message, paused.conversation_id, progress)
         except ChatwootError as exc:
             logger.error("Could not forward %s to Chatwoot: %s", message.wamid, exc)
