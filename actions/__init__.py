@@ -14,8 +14,14 @@ def _in_the_action_server() -> bool:
 
 if _in_the_action_server():
     add_filter(MASK_NUMBERS, "rasa_sdk")
+    import os
+
+    from actions.actions import handoff_after
+    from actions.handoff import survey_on
     from actions.knowledge_client import KnowledgeSettings
 
-    # At start, not at the first question: a bad PRIVACY_PSEUDONYM_KEY stops the server here,
-    # with the variable's name.
+    # At start, not at the first question: a bad PRIVACY_PSEUDONYM_KEY (or handoff setting)
+    # stops the server here, with the variable's name.
     KnowledgeSettings.from_env()
+    handoff_after(os.environ)
+    survey_on(os.environ)

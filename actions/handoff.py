@@ -7,6 +7,10 @@ response ``{"handoff": {"note": <the last turns>}}`` — and sets ``handoff`` to
 runs ``/handoff_ended{"handoff_outcome": "unavailable"}`` when Chatwoot cannot be reached.
 Outside office hours it sets ``handoff`` to ``closed`` and the rules give the contact text.
 
+``action_handoff_survey`` runs after an agent resolved the conversation: it sets
+``handoff_survey`` from ``HANDOFF_SATISFACTION_SURVEY`` (default off), and the rules ask
+the satisfaction question (``utter_handoff_satisfaction``) when it is on.
+
 The action server never talks to Chatwoot, so it holds none of Chatwoot's secrets: its
 only settings are the office hours (``HANDOFF_OFFICE_HOURS``, e.g. ``mon-fri
 08:00-18:00; sat 08:00-12:00``, empty = always open) and their time zone
@@ -85,6 +89,28 @@ def transcript(events: Iterable[Mapping[str, Any]], turns: int = TRANSCRIPT_TURN
     if not lines:
         return "Conversa transferida pelo assistente virtual (sem mensagens anteriores)."
     return "Conversa com o assistente virtual (últimas mensagens):\n" + "\n".join(lines[-turns:])
+
+
+def survey_on(environ: Mapping[str, str]) -> bool:
+    """``HANDOFF_SATISFACTION_SURVEY``: ``true``/``false`` (default ``false``)."""
+    raw = environ.get("HANDOFF_SATISFACTION_SURVEY", "").strip().lower()
+    if raw in ("", "false", "0", "no", "off"):
+        return False
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    raise ValueError(f"HANDOFF_SATISFACTION_SURVEY: expected true or false, got {raw!r}")
+
+
+class ActionHandoffSurvey(Action):
+    """Whether to ask the satisfaction question after a resolved handoff (a setting)."""
+
+    def name(self) -> str:
+        return "action_handoff_survey"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[dict[str, Any]]:
+        return [SlotSet("handoff_survey", survey_on(os.environ))]
 
 
 class ActionHandoff(Action):

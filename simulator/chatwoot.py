@@ -10,6 +10,11 @@ change is posted to ``webhook_url`` as Chatwoot posts it, signed when ``signing_
 set. The agent's side (what a person does in Chatwoot's UI: answer, attach, resolve) is
 both a Python API (the tests) and a small JSON API under ``/api/agent/`` (the page).
 
+A message may also be created as ``multipart/form-data`` with files in ``attachments[]``
+(as Chatwoot's API takes them): each becomes an attachment whose ``data_url`` this fake
+serves (the agent's "download"); ``GET .../conversations/meta`` counts the open
+conversations, as Chatwoot's conversation counts do.
+
 The payloads are read from ``tests/data/chatwoot/``, where they are recorded with their
 sources, so the tests and the simulator build on one copy; the simulator runs from the
 checkout (``make run``) and is in no image.
@@ -74,6 +79,12 @@ class FakeChatwoot:
         default_factory=lambda: deque(maxlen=KEPT)
     )
     _ids: Any = field(default_factory=lambda: itertools.count(100))
+    # Files uploaded with messages, by the path of their data_url: (bytes, content type);
+    # the latest KEPT only.
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    # Conversations an agent took (assigned): they are no longer in the queue.
+    assigned: set[int] = field(default_factory=set)
+    meta_delay: float = 0.0  # seconds the conversation counts take to answer
     _outbox: asyncio.Queue[tuple[bytes, dict[str, str], dict[str, Any]]] | None = None
     _sender: asyncio.Future[None] | None = None
 
@@ -233,8 +244,12 @@ class FakeChatwoot:
         """``handler`` behind Chatwoot's checks: token, account, a JSON object body."""
 
         async def guard(request: web.Request) -> web.StreamResponse:
+            body: Any
             try:
-                body = await request.json() if request.can_read_body else None
+                if request.content_type == "multipart/form-data":
+                    body = await self._form(request)
+                else:
+                    body = await request.json() if request.can_read_body else None
             except ValueError:
                 return web.json_response({"message": "Invalid JSON", "attributes": []}, status=422)
             self.requests.append((request.method, request.path, body))
@@ -254,6 +269,72 @@ class FakeChatwoot:
                 return web.json_response(ERRORS["404"], status=404)
 
         return guard
+
+    async def _form(self, request: web.Request) -> dict[str, Any]:
+        """A multipart body as a dict; files under ``attachments[]`` as a list of
+        (filename, content type, bytes)."""
+        form = await request.post()
+        body: dict[str, Any] = {}
+        for key, value in form.items():
+            if isinstance(value, web.FileField):
+                item = (value.filename, value.content_type, value.file.read())
+                body.setdefault(key, []).append(item)
+            else:
+                body[key] = value
+        if "private" in body:
+            body["private"] = str(body["private"]).lower() == "true"
+        return body
+
+    def _stored(self, files: list[Any]) -> list[dict[str, Any]]:
+        attachments = []
+        for filename, content_type, data in files:
+            item = _template("attachment.json")
+            file_id = next(self._ids)
+            path = f"/rails/active_storage/blobs/redirect/{file_id}/{filename}"
+            item.update(
+                id=file_id,
+                account_id=self.account_id,
+                file_type=file_type(content_type),
+                extension=filename.rpartition(".")[2] if "." in filename else None,
+                data_url=self.url + path,
+                thumb_url=self.url + path if file_type(content_type) == "image" else "",
+                file_size=len(data),
+            )
+            self.files[path] = (data, content_type)
+            while len(self.files) > KEPT:
+                del self.files[next(iter(self.files))]
+            attachments.append(item)
+        return attachments
+
+    async def download(self, request: web.Request) -> web.Response:
+        """An uploaded file, as the agent opens it from the conversation (no token)."""
+        if request.path not in self.files:
+            return web.json_response(ERRORS["404"], status=404)
+        data, content_type = self.files[request.path]
+        return web.Response(body=data, content_type=content_type)
+
+    async def meta(self, request: web.Request) -> web.Response:
+        """Conversation counts, as Chatwoot's ``conversations/meta`` answers them."""
+        if self.meta_delay:
+            await asyncio.sleep(self.meta_delay)
+        inbox = request.query.get("inbox_id")
+        mine = [
+            c
+            for c in self.conversations.values()
+            if c["status"] == request.query.get("status", "open")
+            and (inbox is None or inbox == str(self.inbox_id))
+        ]
+        unassigned = sum(1 for c in mine if c["id"] not in self.assigned)
+        return web.json_response(
+            {
+                "meta": {
+                    "mine_count": 0,
+                    "assigned_count": len(mine) - unassigned,
+                    "unassigned_count": unassigned,
+                    "all_count": len(mine),
+                }
+            }
+        )
 
     def _unprocessable(self, message: str, attribute: str) -> web.Response:
         return web.json_response({"message": message, "attributes": [attribute]}, status=422)
@@ -333,13 +414,18 @@ class FakeChatwoot:
         conversation_id = int(request.match_info["id"])
         self.conversations[conversation_id]
         body = request["body"]
-        if not isinstance(body.get("content"), str) or not body["content"]:
+        files = body.get("attachments[]") or []
+        if not files and (not isinstance(body.get("content"), str) or not body["content"]):
             return web.json_response(ERRORS["422"], status=422)
         kind = body.get("message_type", "outgoing")
         if kind not in ("incoming", "outgoing"):
             return self._unprocessable("Message type is not included in the list", "message_type")
         message = self._add_message(
-            conversation_id, body["content"], kind, bool(body.get("private")), []
+            conversation_id,
+            str(body.get("content") or ""),
+            kind,
+            bool(body.get("private")),
+            self._stored(files),
         )
         return web.json_response({**message, "conversation_id": conversation_id})
 
@@ -432,11 +518,14 @@ class FakeChatwoot:
             ("POST", "/contacts/{id}/contact_inboxes", self.create_contact_inbox),
             ("GET", "/contacts/{id}/conversations", self.contact_conversations),
             ("POST", "/conversations", self.create_conversation),
+            ("GET", "/conversations/meta", self.meta),
             ("POST", "/conversations/{id}/messages", self.create_message),
             ("POST", "/conversations/{id}/toggle_status", self.toggle_status),
         ]
         for method, path, handler in api:
             app.router.add_route(method, base + path, self.guarded(handler))
+        # A file's link opens without the token, as Active Storage's redirect does.
+        app.router.add_get("/rails/active_storage/blobs/redirect/{id}/{name}", self.download)
         app.router.add_get("/api/agent/conversations", self.pane_conversations)
         app.router.add_post("/api/agent/reply", self.pane_reply)
         app.router.add_post("/api/agent/resolve", self.pane_resolve)

@@ -12,7 +12,7 @@ from aiohttp import web
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.actions import ActionAskKnowledge
+from actions.actions import ActionAskKnowledge, after_no_answer, handoff_after
 from actions.knowledge_client import (
     KnowledgeClient,
     KnowledgeConfigurationError,
@@ -208,3 +208,35 @@ def test_the_pseudonym_key_comes_from_the_environment_and_a_short_one_is_refused
     assert "pseudonym_key" not in repr(settings) and key not in repr(settings)
     with pytest.raises(KnowledgeConfigurationError, match="PRIVACY_PSEUDONYM_KEY"):
         KnowledgeSettings.from_env({"PRIVACY_PSEUDONYM_KEY": "short"})
+
+
+def _slots(events: list[dict[str, Any]]) -> dict[str, Any]:
+    return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+
+
+def test_the_second_no_answer_in_a_row_asks_for_a_person_and_restarts_the_count() -> None:
+    first = _slots(after_no_answer(None, 2))
+    assert first == {"knowledge_result": "no_answer", "knowledge_misses": 1.0}
+    second = _slots(after_no_answer(first["knowledge_misses"], 2))
+    assert second == {"knowledge_result": "handoff", "knowledge_misses": 0.0}
+    # 0 turns the trigger off: the tenth miss is still a plain "no answer".
+    assert _slots(after_no_answer(9.0, 0))["knowledge_result"] == "no_answer"
+
+
+def test_the_handoff_trigger_is_a_setting_and_a_bad_one_is_named() -> None:
+    assert handoff_after({}) == 2
+    assert handoff_after({"KNOWLEDGE_HANDOFF_AFTER": "3"}) == 3
+    assert handoff_after({"KNOWLEDGE_HANDOFF_AFTER": "0"}) == 0
+    with pytest.raises(ValueError, match="KNOWLEDGE_HANDOFF_AFTER: not a whole number: 'two'"):
+        handoff_after({"KNOWLEDGE_HANDOFF_AFTER": "two"})
+    with pytest.raises(ValueError, match="KNOWLEDGE_HANDOFF_AFTER: must be 0 or more"):
+        handoff_after({"KNOWLEDGE_HANDOFF_AFTER": "-1"})
+
+
+async def test_an_answer_resets_the_no_answer_count() -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"answer": "Pague pelo portal.", "sources": []})
+
+    async with knowledge_api(handler) as url:
+        events, _ = await run_action(url)
+    assert _slots(events) == {"knowledge_result": "answered", "knowledge_misses": 0.0}

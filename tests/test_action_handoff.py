@@ -11,7 +11,15 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.handoff import DAYS, ActionHandoff, is_open, parse_office_hours, transcript
+from actions.handoff import (
+    DAYS,
+    ActionHandoff,
+    ActionHandoffSurvey,
+    is_open,
+    parse_office_hours,
+    survey_on,
+    transcript,
+)
 from bot.addons.whatsapp.config import WhatsAppSettings
 from bot.addons.whatsapp.errors import ConfigurationError
 
@@ -103,3 +111,24 @@ def test_chatwoot_settings_are_all_required_once_its_url_is_set() -> None:
         "CHATWOOT_ACCOUNT_ID, CHATWOOT_API_TOKEN, CHATWOOT_WEBHOOK_SECRET "
         "(see variables.env.example)"
     )
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, False), ("false", False), ("true", True)])
+async def test_the_satisfaction_question_is_off_unless_the_operator_turns_it_on(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, expected: bool
+) -> None:
+    if value is None:
+        monkeypatch.delenv("HANDOFF_SATISFACTION_SURVEY", raising=False)
+    else:
+        monkeypatch.setenv("HANDOFF_SATISFACTION_SURVEY", value)
+    dispatcher = CollectingDispatcher()
+    result = await ActionHandoffSurvey().run(dispatcher, _tracker([]), {})
+    assert result == [
+        {"event": "slot", "timestamp": None, "name": "handoff_survey", "value": expected}
+    ]
+    assert dispatcher.messages == []
+
+
+def test_a_misspelt_satisfaction_setting_is_named() -> None:
+    with pytest.raises(ValueError, match="HANDOFF_SATISFACTION_SURVEY: expected true or false"):
+        survey_on({"HANDOFF_SATISFACTION_SURVEY": "sim"})

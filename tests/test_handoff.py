@@ -86,6 +86,10 @@ class Stack:
     wamids: Any
 
     async def citizen(self, text: str, wamid: str | None = None) -> None:
+        await self.send({"type": "text", "text": {"body": text}}, wamid)
+
+    async def send(self, fields: dict[str, Any], wamid: str | None = None) -> None:
+        """One WhatsApp message of the citizen (``fields``: its type and content)."""
         wamid = wamid or f"wamid.IN{next(self.wamids)}"
         payload = {
             "object": "whatsapp_business_account",
@@ -104,8 +108,7 @@ class Stack:
                                         "from": WA_ID,
                                         "id": wamid,
                                         "timestamp": str(int(time.time())),
-                                        "type": "text",
-                                        "text": {"body": text},
+                                        **fields,
                                     }
                                 ],
                             },
@@ -222,7 +225,10 @@ async def test_paused_messages_reach_chatwoot_in_order_once_and_the_bot_stays_qu
             if m["message_type"] == "incoming"
         ]
         assert incoming == ["primeira", "segunda", "terceira"]
-        assert s.agent.texts == ["quero um atendente", "/handoff_started"]
+        assert s.agent.texts == [
+            "quero um atendente",
+            '/handoff_started{"handoff_position":"1"}',
+        ]
         assert s.whatsapp_texts() == ["Transferindo para um atendente."]
 
 

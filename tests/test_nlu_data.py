@@ -23,10 +23,12 @@ def test_no_held_out_phrase_is_a_training_example() -> None:
 
 
 # Intents the channel hands to the bot as /intent{…} (a handoff, a reaction, a deleted or
-# edited message, a call permission, a voice note); citizens do not type them.
+# edited message, a call permission, a voice note) or a button sends (the satisfaction
+# answer after a handoff); citizens do not type them.
 CHANNEL_INTENTS = {
     "handoff_started",
     "handoff_ended",
+    "handoff_rating",
     "react",
     "message_deleted",
     "message_edited",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class InThread(Generic[T]):
@@ -42,3 +43,7 @@ class InThread(Generic[T]):
         assert self._stop is not None
         self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
+
+    def call(self, coroutine: Coroutine[Any, Any, R], timeout: float = 30) -> R:
+        """Run ``coroutine`` on the server's loop (e.g. a fake's agent acting) and wait."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)

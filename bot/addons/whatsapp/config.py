@@ -116,6 +116,9 @@ class WhatsAppSettings:
     chatwoot_timeout: float = setting("CHATWOOT_TIMEOUT", 5.0, REAL, at_least=0.1)
     handoff_resume_words: str = setting("HANDOFF_RESUME_WORDS", "menu,voltar ao robô")
     handoff_agent_timeout: float = setting("HANDOFF_AGENT_TIMEOUT", 600.0, REAL, at_least=1)
+    handoff_attachment_max_bytes: int = setting(
+        "HANDOFF_ATTACHMENT_MAX_BYTES", 16 * 1024 * 1024, WHOLE, at_least=0
+    )
     # Voice notes (docs/operators/voice.md): transcribed when a backend is configured.
     voice_backend: VoiceBackend = setting("WPP_VOICE_BACKEND", "none", VOICE_BACKEND)
     voice_model_path: str = setting("WPP_VOICE_MODEL_PATH", "")

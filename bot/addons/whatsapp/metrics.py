@@ -59,6 +59,7 @@ class Metrics:
     operator_alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
     pricing: Counter[tuple[str, str, bool]] = field(default_factory=Counter)
     handoffs: Counter[str] = field(default_factory=Counter)
+    handoff_ratings: Counter[str] = field(default_factory=Counter)
     handoff_wait_buckets: list[int] = field(default_factory=lambda: [0] * len(HANDOFF_WAIT_BUCKETS))
     handoff_wait_count: int = 0
     handoff_wait_sum: float = 0.0
@@ -261,6 +262,12 @@ class Metrics:
             "citizen, timeout, forward_failed).",
             "outcome",
             self.handoffs,
+        )
+        by_label(
+            "whatsapp_handoff_ratings_total",
+            "Answers to the satisfaction question after a handoff (good, fair, bad).",
+            "rating",
+            self.handoff_ratings,
         )
         by_label(
             "whatsapp_voice_notes_total",

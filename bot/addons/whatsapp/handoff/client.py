@@ -16,6 +16,11 @@ Chatwoot's OpenAPI files ``swagger/paths/application/contacts/*.yml``,
   ▸ conversation (``id``)
 * ``POST /api/v1/accounts/{a}/conversations/{id}/messages``
   ``{content, message_type, private}`` ▸ message (``id``)
+* ``POST /api/v1/accounts/{a}/conversations/{id}/messages`` as ``multipart/form-data``
+  ``content, message_type, private, attachments[]`` (a file) ▸ message with ``attachments``
+* ``GET  /api/v1/accounts/{a}/conversations/meta?status=open&inbox_id=&assignee_type=
+  unassigned`` ▸ ``{"meta": {"unassigned_count", "mine_count", "assigned_count",
+  "all_count"}}`` (``swagger/paths/application/conversation/meta.yml``)
 * ``POST /api/v1/accounts/{a}/conversations/{id}/toggle_status`` ``{status}``
 """
 
@@ -29,6 +34,8 @@ from typing import Any
 import aiohttp
 
 OPEN_STATUSES = ("open", "pending")
+# The queue is a nicety in the transfer message: never worth holding the handoff up for.
+QUEUE_TIMEOUT_SECONDS = 2.0
 
 
 class ChatwootError(Exception):
@@ -70,7 +77,17 @@ class ChatwootClient:
             await self._session.close()
             self._session = None
 
-    async def _call(self, method: str, path: str, body: Any = None, **params: str) -> Any:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        form: aiohttp.FormData | None = None,
+        timeout: float | None = None,
+        **params: str,
+    ) -> Any:
+        timeout = self.settings.timeout if timeout is None else timeout
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 headers={"api_access_token": self.settings.token},
@@ -78,7 +95,12 @@ class ChatwootClient:
             )
         try:
             async with self._session.request(
-                method, self._account + path, json=body, params=params or None
+                method,
+                self._account + path,
+                json=body if form is None else None,
+                data=form,
+                params=params or None,
+                timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
                 text = await response.text()
                 if response.status >= 400:
@@ -86,7 +108,7 @@ class ChatwootClient:
                         f"{method} {path}: HTTP {response.status} {text[:200]}", response.status
                     )
         except asyncio.TimeoutError as exc:
-            raise ChatwootError(f"{method} {path}: timeout after {self.settings.timeout}s") from exc
+            raise ChatwootError(f"{method} {path}: timeout after {timeout}s") from exc
         except aiohttp.ClientError as exc:
             raise ChatwootError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         try:
@@ -150,6 +172,35 @@ class ChatwootClient:
             body["message_type"] = "outgoing"  # notes are the agents' side of the thread
         made = await self._call("POST", f"/conversations/{conversation_id}/messages", body)
         return int(made["id"])
+
+    async def post_file(
+        self, conversation_id: int, content: str, filename: str, mime_type: str, data: bytes
+    ) -> int:
+        """Add a message from the citizen with ``data`` as its attachment; its id."""
+        form = aiohttp.FormData()
+        form.add_field("content", content)
+        form.add_field("message_type", "incoming")
+        form.add_field("private", "false")
+        form.add_field("attachments[]", data, filename=filename, content_type=mime_type)
+        made = await self._call("POST", f"/conversations/{conversation_id}/messages", form=form)
+        return int(made["id"])
+
+    async def queue_position(self) -> int | None:
+        """How many open conversations of our inbox wait unassigned (the citizen's own
+        included), or None when Chatwoot does not say within a short timeout."""
+        try:
+            counts = await self._call(
+                "GET",
+                "/conversations/meta",
+                timeout=min(QUEUE_TIMEOUT_SECONDS, self.settings.timeout),
+                status="open",
+                inbox_id=str(self.settings.inbox_id),
+                assignee_type="unassigned",
+            )
+            count = (counts.get("meta") or {}).get("unassigned_count")
+        except (ChatwootError, AttributeError):
+            return None
+        return count if isinstance(count, int) and count > 0 else None
 
     async def resolve(self, conversation_id: int) -> None:
         await self._call(

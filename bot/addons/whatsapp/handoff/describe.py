@@ -1,12 +1,15 @@
 """What an agent reads in Chatwoot for each citizen message while the bot is paused (pure).
 
 Text is forwarded as it is; a tapped button or list row as its title; a location as its
-coordinates with a map link; media as its kind, caption and WhatsApp media id (the file
-itself stays with WhatsApp: its link needs the channel's token, which agents must not get).
+coordinates with a map link; media as its kind, caption and WhatsApp media id. That
+description is what the agent reads when the file itself cannot be attached
+(:mod:`~bot.addons.whatsapp.handoff.forward` uploads it to Chatwoot when it can: WhatsApp's
+media link needs the channel's token, which agents must not get).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,6 +44,26 @@ def plain_text(message: InboundMessage) -> str:
         button = _section(message, "button")
         return str(button.get("text") or button.get("payload") or "")
     return ""
+
+
+RATINGS = ("good", "fair", "bad")
+RATING_INTENT = "/handoff_rating"
+
+
+def rating_of(message: InboundMessage) -> str | None:
+    """The satisfaction answer a tapped ``utter_handoff_satisfaction`` button carries
+    (its id is the payload ``/handoff_rating{"handoff_rating": "good"}``), else None."""
+    interactive = _section(message, "interactive")
+    reply = interactive.get("button_reply")
+    payload = str(reply.get("id") or "") if isinstance(reply, Mapping) else ""
+    if not payload.startswith(RATING_INTENT + "{"):
+        return None
+    try:
+        entities = json.loads(payload[len(RATING_INTENT) :])
+    except ValueError:
+        return None
+    rating = entities.get("handoff_rating") if isinstance(entities, dict) else None
+    return rating if rating in RATINGS else None
 
 
 def describe(message: InboundMessage) -> str:

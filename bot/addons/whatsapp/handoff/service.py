@@ -4,17 +4,21 @@
   ``{"handoff": {"note": ...}}``): the citizen's contact (by ``wa_id``, named from the
   WhatsApp profile) and an open conversation in the API inbox, reused when there is one,
   get the bot conversation's last turns as a private note; then the bot says it is
-  transferring (a ``/handoff_started`` turn) and the conversation is paused. Chatwoot not
+  transferring (a ``/handoff_started{"handoff_position": "3"}`` turn: the place in
+  Chatwoot's queue of unassigned conversations, "0" when Chatwoot did not say within two
+  seconds) and the conversation is paused. Chatwoot not
   configured or unreachable: a ``/handoff_ended{"handoff_outcome":"unavailable"}`` turn
   instead (the designer's contact text), and nothing is paused.
 * **Forward** (each message of a paused conversation, inside its turn): posted to the
-  conversation as the citizen's, counted in the journal like a reply, so a turn run again
-  after a crash does not post it twice. A resume word ("menu") resumes instead.
+  conversation as the citizen's (media as an attachment, :mod:`.forward`), counted in the
+  journal like a reply, so a turn run again after a crash does not post it twice. A resume
+  word ("menu") resumes instead.
 * **Agent replies** (Chatwoot's webhook): deduplicated by Chatwoot's message id, then sent
   through the channel's sender, one chain per citizen so they go out in arrival order.
 * **Resume**: resolved in Chatwoot, a resume word, or no agent reply within
   ``HANDOFF_AGENT_TIMEOUT`` ▸ ``ConversationResumed`` and a
   ``/handoff_ended{"handoff_outcome": ...}`` turn, so the designer chooses the words.
+  The answers to the optional satisfaction question that may follow are counted here.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from bot.addons.whatsapp.config import WhatsAppSettings
 from bot.addons.whatsapp.delivery.dedup import DedupStore
 from bot.addons.whatsapp.delivery.progress import TurnProgress
 from bot.addons.whatsapp.handoff.client import ChatwootClient, ChatwootError, ChatwootSettings
-from bot.addons.whatsapp.handoff.describe import describe, plain_text
+from bot.addons.whatsapp.handoff.describe import plain_text, rating_of
+from bot.addons.whatsapp.handoff.forward import forward
 from bot.addons.whatsapp.handoff.state import TrackerState, Waiting
 from bot.addons.whatsapp.handoff.webhook import AgentReply, ChatwootEvent, ChatwootWebhook
 from bot.addons.whatsapp.inbound.events import InboundMessage
@@ -52,6 +57,12 @@ MEDIA_OF_FILE_TYPE: dict[str, MediaType] = {"image": "image", "audio": "audio", 
 def ended(outcome: str) -> str:
     """The intent the bot resumes with."""
     return "/handoff_ended" + json.dumps({"handoff_outcome": outcome}, separators=(",", ":"))
+
+
+def started(position: int | None) -> str:
+    """The intent the bot says it is transferring with: the place in the queue, or "0"."""
+    value = str(position or 0)
+    return "/handoff_started" + json.dumps({"handoff_position": value}, separators=(",", ":"))
 
 
 def resume_words(setting: str) -> frozenset[str]:
@@ -154,6 +165,9 @@ class Handoff:
         the bot), and the bot's turn must not run."""
         if not self.enabled or self.state is None:
             return False
+        rating = rating_of(message)
+        if rating is not None:
+            self.metrics.handoff_ratings[rating] += 1
         try:
             paused = await self.state.paused(message.wa_id)
         except Exception as exc:
@@ -166,18 +180,32 @@ class Handoff:
             return True
         if paused.conversation_id is None:
             return True  # paused by someone else: stay silent, as Rasa would
-        conversation = paused.conversation_id
-        content = describe(message)
         try:
-            if progress is None:
-                await self.client.post(conversation, content)
-            else:
-                await progress.deliver([content], lambda text: self.client.post(conversation, text))
+            # Under Rasa's lock for the citizen, as a turn is: the forwards of every replica
+            # go one at a time, in the order they asked for it (Rasa's ticket order).
+            async with self.state.locked(message.wa_id):
+                if await self.state.paused(message.wa_id) is None:
+                    return False  # resumed meanwhile (resolved, timed out): the bot answers
+                await self._forward(message, paused.conversation_id, progress)
         except ChatwootError as exc:
             logger.error("Could not forward %s to Chatwoot: %s", message.wamid, exc)
             self.metrics.handoffs["forward_failed"] += 1
             await self.resume(message.wa_id, "unavailable", tell_chatwoot=False)
         return True
+
+    async def _forward(
+        self, message: InboundMessage, conversation: int, progress: TurnProgress | None
+    ) -> None:
+        limit = self.settings.handoff_attachment_max_bytes
+        download = self.sender.provider.download_media
+
+        async def post(_: str) -> None:
+            await forward(self.client, download, conversation, message, limit)
+
+        if progress is None:
+            await post(message.wamid)
+        else:  # one entry in the journal: a turn run again does not post it twice
+            await progress.deliver([message.wamid], post)
 
     async def after_turn(self, message: InboundMessage, request: Mapping[str, Any] | None) -> None:
         """Open the handoff the turn's ``action_handoff`` asked for, if it asked."""
@@ -200,7 +228,8 @@ class Handoff:
             self.metrics.handoffs["unavailable"] += 1
             await self.bot_turn(wa_id, ended("unavailable"))
             return
-        await self.bot_turn(wa_id, "/handoff_started")
+        position = await self.client.queue_position()
+        await self.bot_turn(wa_id, started(position))
         await self.state.pause(wa_id, conversation)
         await self.waiting.start(wa_id)
         self.metrics.handoffs["started"] += 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,10 @@ class TrackerState:
             return None
         conversation = tracker.get_slot(SLOT)
         return Paused(int(conversation) if conversation else None)
+
+    def locked(self, wa_id: str) -> AbstractAsyncContextManager[Any]:
+        """Rasa's own lock for the conversation (a ticket lock on Redis across replicas)."""
+        return self.agent().lock_store.lock(wa_id)
 
     async def pause(self, wa_id: str, conversation_id: int) -> None:
         await self._update(
