@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 import yaml
 
+from bench import campaign
 from bench.loadgen import percentile
 from scripts.endpoints import write_redis_endpoints
 from tests.support.proxy import running_proxy
@@ -84,7 +85,9 @@ class Stage(Protocol):
 
 # Each stage module exposes ``STAGE``; they run in this order after the single-process and
 # scale-out stages, in full and smoke plans alike (a stage sizes itself by ``ctx.smoke``).
-STAGES: list[Stage] = []
+STAGES: list[Stage] = [
+    campaign.STAGE,
+]
 
 
 @dataclass(frozen=True)

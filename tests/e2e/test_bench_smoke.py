@@ -1,10 +1,11 @@
 """The benchmark's ten-second smoke version: the single-process stages (ack latency,
-end-to-end, overload, memory; not scale-out, not the conversion benchmark) run and their
-results hold up.
+end-to-end, overload, memory; not scale-out, not the conversion benchmark) and the stage
+modules (the campaign figure) run and their results hold up.
 
 The figures themselves are only checked by ``make bench`` (a full run); here the smoke
 run must complete, write both reports, answer every acknowledged message, never time
-out, and keep the dedup store within its bound.
+out, keep the dedup store within its bound, and send a whole campaign, never over its
+limit, while citizens chat.
 """
 
 from __future__ import annotations
@@ -48,3 +49,14 @@ def test_the_benchmark_smoke_run_completes_and_loses_nothing(
     assert results["checks"]["dedup store bounded"]
     assert results["direct"] is False  # measured through the ingress, as deployed
     assert 0 < memory["ingress_peak_rss_mib"] < memory["peak_rss_mib"]
+    # The campaign stage: the real campaign command at its limit while citizens chat.
+    campaign = results["campaign"]
+    assert campaign["exit_status"] == 0
+    assert campaign["sent"] == campaign["recipients"] == 120
+    assert 0 < campaign["ratio"] <= 1.02  # never over the limit, first to last arrival
+    assert campaign["busiest_1s"] <= campaign["rate_limit_per_s"] + 2  # a shared machine's jitter
+    chat = campaign["chat"]
+    assert chat["with_campaign"]["failures"] == chat["without_campaign"]["failures"] == 0
+    assert chat["with_campaign"]["turns"] > 0 and chat["without_campaign"]["turns"] == 24
+    assert chat["in_campaign_share"] > 0.5  # the chat measured with a campaign met one
+    assert "| Campaign throughput" in (tmp_path / "results.md").read_text()
