@@ -66,7 +66,8 @@ def dev_secrets() -> dict[str, str]:
     """Development secrets for the simulator, generated once and kept in ``.run/``."""
     path = RUN_DIR / "dev-secrets.env"
     values = read_env_file(path)
-    wanted = ("WPP_AUTHORIZATION_TOKEN", "WPP_VERIFY_TOKEN", "WPP_APP_SECRET")
+    # WPP_NOTIFY_TOKEN: the simulator's notification trigger calls the bot's notify API.
+    wanted = ("WPP_AUTHORIZATION_TOKEN", "WPP_VERIFY_TOKEN", "WPP_APP_SECRET", "WPP_NOTIFY_TOKEN")
     if not all(values.get(name) for name in wanted):
         RUN_DIR.mkdir(exist_ok=True)
         values = {name: secrets.token_urlsafe(24) for name in wanted}
@@ -199,6 +200,8 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
                     simulator_port,
                     "--webhook-url",
                     webhook_url,
+                    "--notify-url",
+                    f"http://localhost:{rasa_port}/webhooks/whatsapp/notify",
                 ],
                 f"http://localhost:{simulator_port}/health",
                 env,

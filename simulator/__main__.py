@@ -8,6 +8,7 @@ import os
 
 from aiohttp import web
 
+from simulator.notify import NotifyConfig
 from simulator.server import SimulatorConfig, create_app
 
 
@@ -19,6 +20,11 @@ def main() -> None:
     parser.add_argument(
         "--webhook-url",
         default=env.get("SIMULATOR_WEBHOOK_URL", "http://localhost:5006/webhooks/whatsapp/webhook"),
+    )
+    parser.add_argument(
+        "--notify-url",
+        default=env.get("SIMULATOR_NOTIFY_URL", "http://localhost:5005/webhooks/whatsapp/notify"),
+        help="the bot's notify API, for the page's notification trigger",
     )
     parser.add_argument("--app-secret", default=env.get("WPP_APP_SECRET", ""))
     parser.add_argument("--access-token", default=env.get("WPP_AUTHORIZATION_TOKEN", ""))
@@ -39,6 +45,8 @@ def main() -> None:
         access_token=args.access_token,
         phone_number_id=args.phone_number_id,
         public_url=f"http://localhost:{args.port}",
+        # The token only from the environment: never on a command line.
+        notify=NotifyConfig(args.notify_url, env.get("WPP_NOTIFY_TOKEN", "")),
     )
     # No access log: the page polls every 0.7 s and would drown the output of `make run`.
     web.run_app(create_app(config), host=args.host, port=args.port, print=None, access_log=None)

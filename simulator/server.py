@@ -17,6 +17,7 @@ from aiohttp import web
 
 from bot.addons.whatsapp.inbound.signature import SIGNATURE_HEADER, sign, token_matches
 from bot.addons.whatsapp.logs import mask_id
+from simulator.notify import NotifyConfig, add_notify_routes
 from simulator.validation import validate_message
 from simulator.webhooks import (
     is_bsuid,
@@ -41,6 +42,7 @@ class SimulatorConfig:
     phone_number_id: str = "100000000000002"
     public_url: str = "http://localhost:5100"
     status_delay: float = 0.3
+    notify: NotifyConfig | None = None  # the bot's notify API, for the page's trigger
 
 
 @dataclass
@@ -328,6 +330,7 @@ def create_app(config: SimulatorConfig) -> web.Application:
     app.router.add_post("/api/upload", sim.api_upload)
     app.router.add_get("/api/messages", sim.api_messages)
     app.router.add_get("/api/numbers", sim.api_numbers)
+    add_notify_routes(app, config.notify or NotifyConfig("", ""))
     app.router.add_post("/{version}/{phone_number_id}/messages", sim.graph_messages)
     app.router.add_get("/{version}/{media_id}", sim.graph_media)
     return app
