@@ -158,6 +158,8 @@ class CampaignStage:
             argv += ["send", "--id", "bench", "--template", "lembrete_vacina"]
             argv += ["--settle", "0", "--quiet", str(write_csv(work / "r.csv", size.recipients))]
             during: list[dict[str, Any]] = []
+            # Its CPU time: the children reaped from here on are the campaign process alone.
+            reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
             with start_process("bench-campaign", argv, env=campaign_env) as process:
                 deadline = time.monotonic() + 120
                 while not graph.arrivals and process.popen.poll() is None:
@@ -168,7 +170,6 @@ class CampaignStage:
                 while process.popen.poll() is None:
                     during.append(chat(ctx.loadgen, front.url, 2 * USERS))
                 chat_ended = time.time()
-                reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
                 exit_status = process.popen.wait(timeout=60)
                 used = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpu = used.ru_utime + used.ru_stime - reaped.ru_utime - reaped.ru_stime

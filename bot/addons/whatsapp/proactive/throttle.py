@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 DAY: Final = 86400.0
+LATE_RETRIES: Final = 4  # then it sends late: a busy host slows a campaign, never stops it
 
 PACE_SCRIPT: Final = """
 local clock = redis.call('TIME')
@@ -78,17 +79,29 @@ class SharedLimits:
         self._local_daily: dict[str, float] = {}
 
     async def acquire(self) -> None:
-        """Reserve the next send time shared by every process, and wait for it."""
+        """Reserve the next send time shared by every process, and wait for it.
+
+        A process that wakes up later than half the spacing after its time (a busy host)
+        gives that time up and reserves another, up to ``LATE_RETRIES`` times: sent late,
+        its message would land in the next one's second and crowd it over the rate.
+        """
+        for _ in range(LATE_RETRIES):
+            asked = self._clock()
+            wait = await self._reserve()
+            if wait > 0:
+                await self._sleep(wait)
+            if self._clock() - (asked + wait) <= self._interval / 2:
+                return
+
+    async def _reserve(self) -> float:
+        """Seconds until this process's reserved send time."""
         if self._redis is None:
             now = self._clock()
             slot = max(now, self._next_local)
             self._next_local = slot + self._interval
-            wait = slot - now
-        else:
-            key = f"wa:campaign:pace:{self._number}"
-            wait = float(await self._redis.eval(PACE_SCRIPT, 1, key, repr(self._interval)))
-        if wait > 0:
-            await self._sleep(wait)
+            return slot - now
+        key = f"wa:campaign:pace:{self._number}"
+        return float(await self._redis.eval(PACE_SCRIPT, 1, key, repr(self._interval)))
 
     async def admit(self, recipient: str) -> bool:
         """True when ``recipient`` may be messaged under the daily limit (and is counted)."""
