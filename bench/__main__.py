@@ -12,9 +12,9 @@ The conversion cost is measured in the same run (pytest-benchmark on
 ``bench/test_conversion.py``, its JSON written to ``--out``); ``--conversion-json FILE``
 reports an earlier measurement instead, and the report then says where it comes from.
 
-``python -m bench --smoke`` runs the single-process stages (not scale-out, not the
-conversion benchmark) for about ten seconds of load (the test suite does this); the numbers
-are then only a sanity check.
+``python -m bench --smoke`` runs the single-process stages and the stage modules (not
+scale-out, not the conversion benchmark) for about ten seconds of load each (the test
+suite does this); the numbers are then only a sanity check.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@
   counter lets a whole second's budget leave at once at the start of each second, and the
   stragglers of the previous second then arrive in the same one: a first version measured
   44 arrivals in one second at 40/s. Spaced ``1/(rate - 1)`` apart, any one second of
-  arrivals holds at most ``rate`` messages as long as the network's jitter stays under
-  the spacing: 98.75 % of the budget at 80/s.
+  arrivals holds at most ``rate`` messages as long as no send leaves more than half a
+  spacing after its time: 98.75 % of the budget at 80/s. A process that wakes up later
+  than that (a busy host) reserves another time instead (:meth:`SharedLimits.acquire`).
 * **Daily messaging limit** (``WPP_DAILY_RECIPIENT_LIMIT``, 250: Meta's first tier): the
   unique citizens messaged in the last rolling 24 h, a sorted set by time. A citizen
   already in it costs nothing; a new one is admitted only while the set is under the
