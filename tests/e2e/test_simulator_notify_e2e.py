@@ -87,7 +87,8 @@ def test_a_template_notification_arrives_in_the_chat_and_its_ticks_move_to_read(
 
     # The bot sent the template to the simulated number: it is in that number's chat.
     page.wait_for_selector(".bubble.bot .template-tag", timeout=30_000)
-    assert "lembrete_iptu (pt_BR)" in page.inner_text(".bubble.bot")
+    assert page.inner_text(".bubble.bot .body-text") == "lembrete_iptu (pt_BR)"
+    assert page.inner_text(".bubble.bot .footer-text") == "10/03"  # its body parameter
     # Its ticks, as the bot's notify API reports them, moved on with the status webhooks.
     entry = page.wait_for_selector(".notify-entry[data-status=read]", timeout=30_000)
     assert entry is not None
