@@ -32,7 +32,7 @@ from bot.addons.whatsapp.proactive.campaign import (
 )
 from bot.addons.whatsapp.proactive.schema import metadata
 from bot.addons.whatsapp.proactive.store import Delivery, ProactiveStore
-from bot.addons.whatsapp.proactive.throttle import LATE_RETRIES, SharedLimits, spacing
+from bot.addons.whatsapp.proactive.throttle import SharedLimits, spacing
 from bot.addons.whatsapp.redis_client import redis_client
 from tests.channel_harness import settings
 from tests.fakes.graph import FakeGraph, graph_error, running_graph
@@ -420,31 +420,42 @@ async def test_without_redis_the_limits_hold_in_the_process() -> None:
     assert await limits.admit("c")
 
 
-async def test_a_process_that_wakes_up_late_takes_a_later_time_rather_than_crowd_the_next() -> None:
+async def test_sends_woken_up_late_never_crowd_a_second_over_the_rate(redis: RedisServer) -> None:
+    """Two processes on one limit, one of them on a host so busy that every wake-up is
+    0.2 s late (more than the spacing): its sends would land in the punctual one's seconds."""
+    flush(redis)
+    rate, each = 20.0, 30
+    sent: list[float] = []
+
+    async def late_sleep(seconds: float) -> None:
+        await asyncio.sleep(seconds + 0.2)
+
+    async def process(sleep: Any) -> None:
+        client = redis_client(redis.url)
+        limits = SharedLimits(client, "1", rate, daily_limit=10, sleep=sleep)
+
+        async def worker() -> None:
+            for _ in range(each // 3):
+                await limits.acquire()
+                sent.append(time.time())
+
+        await asyncio.gather(*(worker() for _ in range(3)))
+        await client.close()
+
+    await asyncio.gather(process(asyncio.sleep), process(late_sleep))
+    times = sorted(sent)
+    assert len(times) == 2 * each
+    busiest = max(bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times))
+    assert busiest <= rate
+
+
+async def test_a_punctual_campaign_loses_nothing_to_the_window() -> None:
     now = [1000.0]
-    late = [0.08, 0.0, 0.0]  # the host was busy when the second send was due
 
     async def sleep(seconds: float) -> None:
-        now[0] = round(now[0] + seconds + late.pop(0), 6)
+        now[0] += seconds
 
-    limits = SharedLimits(None, "1", 11.0, daily_limit=10, clock=lambda: now[0], sleep=sleep)
-    sent = []
-    for _ in range(3):
+    limits = SharedLimits(None, "1", 5.0, daily_limit=10, clock=lambda: now[0], sleep=sleep)
+    for _ in range(9):
         await limits.acquire()
-        sent.append(now[0])
-    # 1000.1 was missed by 0.08 s (more than half the 0.1 s spacing): sent at 1000.2 instead.
-    assert sent == [1000.0, 1000.2, 1000.3]
-
-
-async def test_a_host_too_busy_for_any_time_slows_the_campaign_but_never_stops_it() -> None:
-    now = [1000.0]
-    sleeps: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        sleeps.append(round(seconds, 6))
-        now[0] += seconds + 0.08  # every wake-up late
-
-    limits = SharedLimits(None, "1", 11.0, daily_limit=10, clock=lambda: now[0], sleep=sleep)
-    await limits.acquire()  # the first time is now: no sleep, not late
-    await limits.acquire()
-    assert len(sleeps) == LATE_RETRIES  # it gave up that many times, then sent late
+    assert now[0] == pytest.approx(1002.0)  # every 1/(5 - 1) s: 9 sends in 2 s, none refused
