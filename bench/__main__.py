@@ -12,9 +12,9 @@ The conversion cost is measured in the same run (pytest-benchmark on
 ``bench/test_conversion.py``, its JSON written to ``--out``); ``--conversion-json FILE``
 reports an earlier measurement instead, and the report then says where it comes from.
 
-``python -m bench --smoke`` runs the single-process stages (not scale-out, not the
-conversion benchmark) for about ten seconds of load (the test suite does this); the numbers
-are then only a sanity check.
+``python -m bench --smoke`` runs the single-process stages and the stage modules (not
+scale-out, not the conversion benchmark) for about ten seconds of load each (the test
+suite does this); the numbers are then only a sanity check.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 import yaml
 
-from bench import billing, voice
+from bench import billing, campaign, voice
 from bench.loadgen import percentile
 from scripts.endpoints import write_redis_endpoints
 from tests.support.proxy import running_proxy
@@ -85,7 +85,7 @@ class Stage(Protocol):
 
 # Each stage module exposes ``STAGE``; they run in this order after the single-process and
 # scale-out stages, in full and smoke plans alike (a stage sizes itself by ``ctx.smoke``).
-STAGES: list[Stage] = [billing.STAGE, voice.STAGE]
+STAGES: list[Stage] = [billing.STAGE, campaign.STAGE, voice.STAGE]
 
 
 @dataclass(frozen=True)

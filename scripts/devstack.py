@@ -64,16 +64,16 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 def dev_secrets() -> dict[str, str]:
     """Development secrets for the simulator, generated once and kept in ``.run/``."""
-    return generated_secrets(
-        "dev-secrets.env", ("WPP_AUTHORIZATION_TOKEN", "WPP_VERIFY_TOKEN", "WPP_APP_SECRET")
-    )
+    # WPP_NOTIFY_TOKEN: the simulator's notification trigger calls the bot's notify API.
+    wanted = ("WPP_AUTHORIZATION_TOKEN", "WPP_VERIFY_TOKEN", "WPP_APP_SECRET", "WPP_NOTIFY_TOKEN")
+    return generated_secrets("dev-secrets.env", wanted)
 
 
 def generated_secrets(name: str, wanted: tuple[str, ...]) -> dict[str, str]:
     """Random values for ``wanted``, generated once into ``.run/<name>`` and read back."""
     path = RUN_DIR / name
     values = read_env_file(path)
-    if not all(values.get(key) for key in wanted):
+    if not all(values.get(name) for name in wanted):
         RUN_DIR.mkdir(exist_ok=True)
         values = {key: secrets.token_urlsafe(24) for key in wanted}
         path.write_text(
@@ -232,6 +232,8 @@ def build_services(env: dict[str, str]) -> tuple[list[Service], str]:
                     "--webhook-url",
                     webhook_url,
                     *agent_pane,
+                    "--notify-url",
+                    f"http://localhost:{rasa_port}/webhooks/whatsapp/notify",
                 ],
                 f"http://localhost:{simulator_port}/health",
                 env,

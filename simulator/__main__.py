@@ -16,6 +16,7 @@ import os
 from aiohttp import web
 
 from simulator.chatwoot import FakeChatwoot
+from simulator.notify import NotifyConfig
 from simulator.server import SimulatorConfig, create_app
 
 
@@ -27,6 +28,11 @@ def main() -> None:
     parser.add_argument(
         "--webhook-url",
         default=env.get("SIMULATOR_WEBHOOK_URL", "http://localhost:5006/webhooks/whatsapp/webhook"),
+    )
+    parser.add_argument(
+        "--notify-url",
+        default=env.get("SIMULATOR_NOTIFY_URL", "http://localhost:5005/webhooks/whatsapp/notify"),
+        help="the bot's notify API, for the page's notification trigger",
     )
     parser.add_argument("--app-secret", default=env.get("WPP_APP_SECRET", ""))
     parser.add_argument("--access-token", default=env.get("WPP_AUTHORIZATION_TOKEN", ""))
@@ -56,6 +62,8 @@ def main() -> None:
         public_url=f"http://localhost:{args.port}",
         rasa_url=args.rasa_url,
         rasa_token=env.get("SIMULATOR_RASA_TOKEN", ""),  # a secret: never on a command line
+        # The token only from the environment: never on a command line.
+        notify=NotifyConfig(args.notify_url, env.get("WPP_NOTIFY_TOKEN", "")),
     )
     chatwoot = FakeChatwoot(
         token=env.get("CHATWOOT_API_TOKEN", ""),

@@ -18,6 +18,7 @@ from aiohttp import web
 from bot.addons.whatsapp.inbound.signature import SIGNATURE_HEADER, sign, token_matches
 from bot.addons.whatsapp.logs import mask_id
 from simulator.chatwoot import FakeChatwoot
+from simulator.notify import NotifyConfig, add_notify_routes
 from simulator.transcripts import add_transcripts
 from simulator.validation import validate_message
 from simulator.webhooks import (
@@ -45,6 +46,7 @@ class SimulatorConfig:
     status_delay: float = 0.3
     rasa_url: str = ""  # Rasa's HTTP API, to show what the bot heard in voice notes
     rasa_token: str = ""
+    notify: NotifyConfig | None = None  # the bot's notify API, for the page's trigger
 
 
 @dataclass
@@ -334,6 +336,7 @@ def create_app(config: SimulatorConfig, chatwoot: FakeChatwoot | None = None) ->
     app.router.add_get("/api/numbers", sim.api_numbers)
     add_transcripts(app, config.rasa_url, config.rasa_token)
     add_chatwoot(app, chatwoot or FakeChatwoot(token=""), config.public_url)
+    add_notify_routes(app, config.notify or NotifyConfig("", ""))
     app.router.add_post("/{version}/{phone_number_id}/messages", sim.graph_messages)
     app.router.add_get("/{version}/{media_id}", sim.graph_media)
     return app

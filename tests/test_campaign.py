@@ -281,7 +281,7 @@ def campaign_env(fake: FakeGraph, redis: RedisServer, url: str, rate: float) -> 
 
 
 async def start_campaign(
-    env: dict[str, str], csv_path: Path, id_: str
+    env: dict[str, str], csv_path: Path, id_: str, *extra: str
 ) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -295,12 +295,16 @@ async def start_campaign(
         "--settle",
         "0",
         "--quiet",
+        *extra,
         str(csv_path),
         cwd=ROOT,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
+
+
+SAME = ("--nice", "0")  # the campaign's CPU priority left as the test runner's
 
 
 def write_csv(path: Path, rows: list[tuple[str, list[str]]]) -> Path:
@@ -318,8 +322,11 @@ async def test_two_campaign_processes_share_one_rate_limit(
     rate = 40
     async with graph() as fake:
         env = campaign_env(fake, redis, url, rate)
-        first = await start_campaign(env, write_csv(tmp_path / "a.csv", citizens(120)), "a")
-        second = await start_campaign(env, write_csv(tmp_path / "b.csv", citizens(120, 500)), "b")
+        # At the test runner's CPU priority: what is measured is the shared limit alone.
+        first = await start_campaign(env, write_csv(tmp_path / "a.csv", citizens(120)), "a", *SAME)
+        second = await start_campaign(
+            env, write_csv(tmp_path / "b.csv", citizens(120, 500)), "b", *SAME
+        )
         outputs = await asyncio.gather(first.communicate(), second.communicate())
         assert (first.returncode, second.returncode) == (0, 0), outputs
         arrivals = sorted(fake.arrivals)
@@ -366,6 +373,30 @@ async def test_a_campaign_killed_mid_way_and_started_again_messages_nobody_twice
     assert document["totals"] == {"sent": 600}
 
 
+def niceness(pid: int) -> int:
+    """A running process's nice value (field 19 of /proc/<pid>/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[16])
+
+
+@pytest.mark.e2e
+async def test_the_campaign_runs_at_a_lower_cpu_priority_than_whoever_started_it(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    """On a host it shares with rasa run, the chat's turns get the CPU first."""
+    flush(redis)
+    async with graph() as fake:
+        env = campaign_env(fake, redis, f"sqlite:///{tmp_path / 'p.db'}", 4)
+        process = await start_campaign(env, write_csv(tmp_path / "n.csv", citizens(12)), "n")
+        while not fake.sent:  # sending, so past its start-up
+            assert process.returncode is None
+            await asyncio.sleep(0.02)
+        observed = niceness(process.pid)
+        output, _ = await process.communicate()
+    assert process.returncode == 0, output.decode()
+    assert observed == min(19, os.nice(0) + 10)
+
+
 @pytest.mark.parametrize(("rate", "seconds"), [(80.0, 1 / 79), (2.0, 1.0), (1.0, 1.0), (0.5, 2.0)])
 def test_sends_are_spaced_so_that_no_second_holds_more_than_the_rate(
     rate: float, seconds: float
@@ -387,3 +418,44 @@ async def test_without_redis_the_limits_hold_in_the_process() -> None:
     assert [await limits.admit(r) for r in ("a", "b", "a", "c")] == [True, True, True, False]
     now[0] += 86401
     assert await limits.admit("c")
+
+
+async def test_sends_woken_up_late_never_crowd_a_second_over_the_rate(redis: RedisServer) -> None:
+    """Two processes on one limit, one of them on a host so busy that every wake-up is
+    0.2 s late (more than the spacing): its sends would land in the punctual one's seconds."""
+    flush(redis)
+    rate, each = 20.0, 30
+    sent: list[float] = []
+
+    async def late_sleep(seconds: float) -> None:
+        await asyncio.sleep(seconds + 0.2)
+
+    async def process(sleep: Any) -> None:
+        client = redis_client(redis.url)
+        limits = SharedLimits(client, "1", rate, daily_limit=10, sleep=sleep)
+
+        async def worker() -> None:
+            for _ in range(each // 3):
+                await limits.acquire()
+                sent.append(time.time())
+
+        await asyncio.gather(*(worker() for _ in range(3)))
+        await client.close()
+
+    await asyncio.gather(process(asyncio.sleep), process(late_sleep))
+    times = sorted(sent)
+    assert len(times) == 2 * each
+    busiest = max(bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times))
+    assert busiest <= rate
+
+
+async def test_a_punctual_campaign_loses_nothing_to_the_window() -> None:
+    now = [1000.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    limits = SharedLimits(None, "1", 5.0, daily_limit=10, clock=lambda: now[0], sleep=sleep)
+    for _ in range(9):
+        await limits.acquire()
+    assert now[0] == pytest.approx(1002.0)  # every 1/(5 - 1) s: 9 sends in 2 s, none refused

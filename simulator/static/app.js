@@ -148,6 +148,8 @@ function renderBot(item) {
   } else if (type === "template") {
     bubble.appendChild(el("div", "template-tag", "template"));
     bubble.appendChild(el("div", "body-text", `<strong>${escapeHtml(b.template.name)}</strong> (${escapeHtml(b.template.language.code)})`));
+    const params = (b.template.components || []).flatMap((c) => (c.parameters || []).map((p) => p.text || ""));
+    if (params.length) bubble.appendChild(el("div", "footer-text", escapeHtml(params.join(" · "))));
   } else if (type === "reaction") {
     bubble.appendChild(el("div", "body-text", escapeHtml(b.reaction.emoji || "(reação removida)")));
   }

@@ -1,11 +1,13 @@
 """The benchmark's ten-second smoke version: the single-process stages (ack latency,
 end-to-end, overload, memory; not scale-out, not the conversion benchmark) and the stages
-of ``bench/`` (billing: three knowledge questions, joined and not; voice: a couple of voice
-and typed turns) run and their results hold up.
+of ``bench/`` (billing: three knowledge questions, joined and not; campaign: the real
+command at its limit while citizens chat; voice: a couple of voice and typed turns) run and
+their results hold up.
 
 The figures themselves are only checked by ``make bench`` (a full run); here the smoke
 run must complete, write both reports, answer every acknowledged message, never time
-out, and keep the dedup store within its bound.
+out, keep the dedup store within its bound, and send a whole campaign, never over its
+limit, while citizens chat.
 """
 
 from __future__ import annotations
@@ -68,3 +70,14 @@ def test_the_benchmark_smoke_run_completes_and_loses_nothing(
     assert billing["before"] == {"asked": 3, "answered": 3, "messages": 6, "per_answered": 2.0}
     assert results["checks"]["billing: fewer billable messages per answered question"]
     assert "| Billable messages per answered question" in (tmp_path / "results.md").read_text()
+    # The campaign stage: the real campaign command at its limit while citizens chat.
+    campaign = results["campaign"]
+    assert campaign["exit_status"] == 0
+    assert campaign["sent"] == campaign["recipients"] == 120
+    assert 0 < campaign["ratio"] <= 1.02  # never over the limit, first to last arrival
+    assert campaign["busiest_1s"] <= campaign["rate_limit_per_s"] + 2  # a shared machine's jitter
+    chat = campaign["chat"]
+    assert chat["with_campaign"]["failures"] == chat["without_campaign"]["failures"] == 0
+    assert chat["with_campaign"]["turns"] > 0 and chat["without_campaign"]["turns"] == 24
+    assert chat["in_campaign_share"] > 0.5  # the chat measured with a campaign met one
+    assert "| Campaign throughput" in (tmp_path / "results.md").read_text()

@@ -1,7 +1,7 @@
 """Campaigns: one approved template to the citizens of a CSV, resumable, with a report.
 
     python -m bot.addons.whatsapp.proactive.campaign send --id vacina-2026-12 \\
-        --template lembrete_vacina --language pt_BR [--category utility] recipients.csv
+        --template lembrete_vacina [--category utility] [--nice 10] recipients.csv
     python -m bot.addons.whatsapp.proactive.campaign report vacina-2026-12 [--format json]
 
 The CSV has a header; the ``recipient`` column holds a phone number or a BSUID, every
@@ -29,6 +29,7 @@ import csv
 import io
 import json
 import logging
+import os
 import sys
 import time
 from collections import Counter
@@ -281,6 +282,7 @@ def parser() -> argparse.ArgumentParser:
     sending.add_argument("--workers", type=int, default=8)
     sending.add_argument("--settle", type=float, default=30.0, help="seconds to wait for statuses")
     sending.add_argument("--quiet", action="store_true", help="no progress bar")
+    sending.add_argument("--nice", type=int, default=10, help="CPU priority below the bot's")
     reporting = commands.add_parser("report", help="each recipient's outcome and the totals")
     reporting.add_argument("id")
     reporting.add_argument("--format", choices=["csv", "json"], default="csv")
@@ -297,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return BAD_INPUT
     if args.command == "send":
+        os.nice(args.nice)  # on a shared host, the chat's turns get the CPU first
         try:
             rows = read_recipients(Path(args.csv).read_text(encoding="utf-8-sig"))
         except (OSError, CampaignError) as error:
