@@ -17,6 +17,7 @@ from aiohttp import web
 
 from bot.addons.whatsapp.inbound.signature import SIGNATURE_HEADER, sign, token_matches
 from bot.addons.whatsapp.logs import mask_id
+from bot.addons.whatsapp.masking import mask_numbers
 from simulator.chatwoot import FakeChatwoot
 from simulator.notify import NotifyConfig, add_notify_routes
 from simulator.transcripts import add_transcripts
@@ -208,7 +209,9 @@ class Simulator:
             item.status = "failed"
             item.errors = [f"({v.code}) {v.rule}" for v in violations]
             self.conversation(to or "unknown").append(item)
-            logger.warning("Rejected a message to %s: %s", mask_id(to), "; ".join(item.errors))
+            # The reasons quote what the body held (a BSUID in ``to``): masked like the rest.
+            reasons = mask_numbers("; ".join(item.errors))
+            logger.warning("Rejected a message to %s: %s", mask_id(to), reasons)
             return web.json_response(
                 violations[0].error_body("SIM" + uuid.uuid4().hex[:8]), status=400
             )
