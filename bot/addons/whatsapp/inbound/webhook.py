@@ -142,6 +142,14 @@ class Intake:
             return self.reject(415, "content_encoding_refused", repr(encoding[:40]))
         return None
 
+    def refuse_declared(self, declared: int | None) -> Reply | None:
+        """413 for a body whose ``Content-Length`` is over the webhook's limit, to be called
+        before the body is read: aiohttp reads a body up to its ``client_max_size`` before
+        refusing it, so a flood of large bodies would have the ingress copy each one."""
+        if declared is not None and declared > limits.WEBHOOK_BODY_MAX_BYTES:
+            return self.reject(413, "body_too_large", f"{declared} bytes declared")
+        return None
+
     async def receive(self, body: bytes, headers: Lookup, args: Lookup) -> Reply:
         if len(body) > limits.WEBHOOK_BODY_MAX_BYTES:
             return self.reject(413, "body_too_large", f"{len(body)} bytes")

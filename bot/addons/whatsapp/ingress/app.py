@@ -181,9 +181,14 @@ class Ingress:
         return _respond(self.intake.verify(request.query))
 
     async def _receive(self, request: web.Request) -> web.Response:
-        refused = self.intake.refuse_encoded(request.headers)
-        if refused is not None:  # before reading: aiohttp decompresses as it reads
-            return _respond(refused)
+        # Before reading: aiohttp decompresses as it reads, and reads up to client_max_size.
+        refused = self.intake.refuse_encoded(request.headers) or self.intake.refuse_declared(
+            request.content_length
+        )
+        if refused is not None:
+            response = _respond(refused)
+            response.force_close()  # the unread rest of the body is discarded, not parsed
+            return response
         body = await request.read()
         return _respond(await self.intake.receive(body, request.headers, request.query))
 
