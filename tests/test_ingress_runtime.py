@@ -19,9 +19,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bench.flood import Flood
+from bot.addons.whatsapp import limits
 from bot.addons.whatsapp.config import WhatsAppSettings
 from bot.addons.whatsapp.inbound.signature import RELAY_SIGNATURE_HEADER, relay_signature, sign
 from bot.addons.whatsapp.ingress.app import Ingress
+from tests.support.hostile import forged_signature, post_head
 from tests.support.stack import free_port
 from tests.whatsapp_fixtures import fixture
 
@@ -135,3 +138,41 @@ async def test_what_is_not_meta_is_refused_before_anything_is_relayed() -> None:
         assert wrong.status == 403
         await asyncio.sleep(0.1)
         assert rasa.taken == []
+
+
+async def test_a_flood_of_every_hostile_kind_gets_its_4xx_on_the_head_or_signature() -> None:
+    """The benchmark's flood (``bench.flood``: compressed, unsigned, forged, oversized and
+    nested bodies, as fast as they are answered) on the ingress's own aiohttp."""
+    async with ingress_before_rasa() as (url, rasa, _):
+        flood = Flood(url, connections=2)
+        running = asyncio.create_task(flood.run())
+        for _ in range(3000):
+            if len({kind for kind, _ in flood.answers}) == 5:
+                break
+            await asyncio.sleep(0.01)
+        flood.stopping.set()
+        result = await running
+        assert {kind: sorted(by_status) for kind, by_status in result["statuses"].items()} == {
+            "compressed": ["415"],
+            "unsigned": ["401"],
+            "bad_signature": ["403"],
+            "oversized": ["413"],
+            "nested": ["403"],
+        }
+        assert result["errors"] == {}
+        assert rasa.taken == []
+
+
+async def test_a_body_declared_over_the_limit_is_refused_before_it_is_sent() -> None:
+    declared = limits.WEBHOOK_BODY_MAX_BYTES + 1
+    head = post_head(b"", forged_signature(b"")).replace(
+        b"Content-Length: 0", f"Content-Length: {declared}".encode()
+    )
+    async with ingress_before_rasa() as (url, _, _):
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(head + b"\r\n\r\n" + b" " * 1024)  # 1 kB of the declared 3 MiB
+        answer = await asyncio.wait_for(reader.read(65536), 5.0)
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 413 "), answer
+        assert answer.endswith(b'{"error": "body_too_large"}'), answer

@@ -154,6 +154,29 @@ async def test_the_ingress_refuses_a_body_over_the_limit_on_its_declared_length(
         assert 'whatsapp_webhook_rejected_total{reason="body_too_large"} 1' in metrics
 
 
+@pytest.mark.parametrize(
+    ("provider", "auth", "refusal"),
+    [
+        ("cloud", b"X-Request: unsigned", b'{"error": "signature_missing"}'),
+        ("serpro", b"X-Request: no token", b'{"error": "token_missing"}'),
+        ("serpro", b"Authorization: Bearer wrong", b'{"error": "token_invalid"}'),
+    ],
+)
+async def test_the_ingress_refuses_a_request_that_cannot_authenticate_before_reading_it(
+    provider: str, auth: bytes, refusal: bytes
+) -> None:
+    """Meta's signature missing, or Serpro's token missing or wrong, whatever the body: a
+    flood of such requests costs the ingress their heads, not their bodies."""
+    head = post_head(b"", auth).replace(b"Content-Length: 0", b"Content-Length: 200000")
+    async with serve_channel(provider=provider) as rasa:
+        async with serve_ingress(rasa.url, provider=provider) as ingress:
+            # Only 1 kB of the declared body is sent: the answer must not wait for the rest.
+            answer = await raw_request(ingress.url, head, b"[" * 1024, wait=5.0)
+            assert status_of(answer) in (401, 403), answer
+            assert answer.endswith(refusal), answer
+        assert rasa.agent.messages == []
+
+
 async def test_a_webhook_of_3_mb_as_meta_documents_is_accepted() -> None:
     payload = text_webhook("wamid.BIG", "oi")
     payload["entry"][0]["padding"] = "x" * (3 * 1000 * 1000 - 1000)  # extra keys are tolerated

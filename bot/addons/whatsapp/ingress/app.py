@@ -110,7 +110,7 @@ class Ingress:
 
     def app(self) -> web.Application:
         # No automatic decompression: a compressed webhook is refused on its header
-        # (Intake.refuse_encoded), and what aiohttp still reads of it to close the
+        # (Intake.refuse_unread), and what aiohttp still reads of it to close the
         # connection cleanly stays the few compressed bytes it is.
         app = web.Application(
             client_max_size=limits.REQUEST_BODY_MAX_BYTES,
@@ -182,13 +182,12 @@ class Ingress:
 
     async def _receive(self, request: web.Request) -> web.Response:
         # Before reading: aiohttp decompresses as it reads, and reads up to client_max_size.
-        refused = self.intake.refuse_encoded(request.headers) or self.intake.refuse_declared(
-            request.content_length
-        )
+        refused = self.intake.refuse_unread(request.headers, request.query, request.content_length)
         if refused is not None:
             response = _respond(refused)
-            response.force_close()  # the unread rest of the body is discarded, not parsed
-            return response
+            if refused.status == 413:  # the rest is large: not worth a kept-alive connection
+                response.force_close()
+            return response  # aiohttp discards the unread body, unparsed
         body = await request.read()
         return _respond(await self.intake.receive(body, request.headers, request.query))
 
