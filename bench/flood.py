@@ -20,6 +20,7 @@ import signal
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from bot.addons.whatsapp import limits
@@ -74,7 +75,7 @@ class Flood:
         if writer is not None:
             writer.close()
 
-    async def run(self) -> dict[str, object]:
+    async def run(self) -> dict[str, Any]:
         """Flood until ``stopping`` is set; what was sent and answered."""
         started = time.monotonic()
         print(f"flooding {self.host}:{self.port} with {self.connections} connections", flush=True)
@@ -96,7 +97,7 @@ class Flood:
         return result
 
 
-async def until_signalled(flood: Flood) -> dict[str, object]:
+async def until_signalled(flood: Flood) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, flood.stopping.set)
