@@ -6,9 +6,9 @@ fake Graph API) and the acker (a second one that only sends webhooks and times t
 so that nothing else on its event loop delays them), ``rasa run`` with the trained model
 and both the WhatsApp and Rasa's REST channel, the webhook ingress in front of it (the
 deployment docker-compose.yml runs; with ``--direct`` webhooks go straight to ``rasa
-run``), then — for scale-out — a real
-redis-server, two such pairs on it and a round-robin proxy. Writes ``results.json`` and
-``results.md`` to ``--out``.
+run``), then — for scale-out — a real redis-server, two such pairs on it and a round-robin
+proxy, then each stage of ``STAGES`` (``bench/chaos.py``: the ingress under a hostile
+flood). Writes ``results.json`` and ``results.md`` to ``--out``.
 
 The conversion cost is measured in the same run (pytest-benchmark on
 ``bench/test_conversion.py``, its JSON written to ``--out``); ``--conversion-json FILE``
