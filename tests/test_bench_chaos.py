@@ -23,14 +23,15 @@ async def test_the_flood_gets_its_4xx_for_every_kind_and_nothing_reaches_rasa() 
         result = await running
         await asyncio.sleep(0.1)
         assert rasa.agent.messages == []
-    assert {kind: sorted(by_status) for kind, by_status in result["statuses"].items()} == {
-        "compressed": ["415"],
-        "unsigned": ["401"],
-        "bad_signature": ["403"],
-        "oversized": ["413"],
-        "nested": ["403"],
+    outcomes = {kind: set(by) for kind, by in result["statuses"].items()}
+    # A body too large to read: the connection is closed, maybe before the 413 is read.
+    assert outcomes.pop("oversized") <= {"413", "reset"}
+    assert outcomes == {
+        "compressed": {"415"},
+        "unsigned": {"401"},
+        "bad_signature": {"403"},
+        "nested": {"403"},
     }
-    assert result["errors"] == {}
     assert result["requests"] == sum(n for s in result["statuses"].values() for n in s.values())
 
 
@@ -38,7 +39,7 @@ def segment(flood: bool, p99: float, seconds: float, hostile: int = 0) -> dict[s
     """20 acks (19 of 1 ms and one of ``p99``) and 100 answers in ``seconds``."""
     counts = {"requests": hostile, "seconds": 10.0, "statuses": {"nested": {"403": hostile}}}
     return {
-        "flood": {**counts, "errors": {}} if flood else None,
+        "flood": counts if flood else None,
         "acks": {"latencies_ms": [1.0] * 19 + [p99], "unanswered": 0, "statuses": {"200": 20}},
         "closed": {"messages": 100, "seconds": seconds, "failures": 0},
     }
@@ -72,7 +73,7 @@ def test_the_figure_pools_each_condition_and_reports_each_round() -> None:
     assert checks == {
         "chaos: ack p99 under the flood <= 1.2x calm": False,
         "chaos: throughput under the flood >= calm/1.2": True,
-        "chaos: every hostile request refused with a 4xx": True,
+        "chaos: every hostile request refused (4xx, or reset mid-body)": True,
         "chaos: every citizen's message answered": True,
     }
     [row] = STAGE.rows(result)
@@ -84,9 +85,21 @@ def test_the_figure_pools_each_condition_and_reports_each_round() -> None:
     )
 
 
-def test_a_hostile_request_that_got_a_5xx_or_a_200_fails_the_figure() -> None:
-    for status in ("500", "200"):
+REFUSED = "chaos: every hostile request refused (4xx, or reset mid-body)"
+
+
+def test_a_hostile_request_taken_failed_or_unanswered_fails_the_figure() -> None:
+    for outcome, holds in (("413", True), ("reset", True), ("500", False), ("200", False)):
         flooded = segment(True, 1.0, 2.0, hostile=10)
-        flooded["flood"]["statuses"]["nested"] = {"403": 9, status: 1}
+        flooded["flood"]["statuses"]["oversized"] = {"413": 9, outcome: 1}
         result = summary([segment(False, 1.0, 2.0), flooded], per_round=2)
-        assert not STAGE.checks(result)["chaos: every hostile request refused with a 4xx"]
+        assert STAGE.checks(result)[REFUSED] is holds, outcome
+    for outcome in ("timeout", "error"):
+        flooded = segment(True, 1.0, 2.0, hostile=10)
+        flooded["flood"]["statuses"]["oversized"] = {"413": 9, outcome: 1}
+        result = summary([segment(False, 1.0, 2.0), flooded], per_round=2)
+        assert STAGE.checks(result)[REFUSED] is False, outcome
+    only_resets = segment(True, 1.0, 2.0, hostile=10)
+    only_resets["flood"]["statuses"] = {"oversized": {"reset": 10}}
+    result = summary([segment(False, 1.0, 2.0), only_resets], per_round=2)
+    assert STAGE.checks(result)[REFUSED] is False  # the ingress must have answered something

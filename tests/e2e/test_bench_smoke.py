@@ -4,7 +4,7 @@ stage (one calm and one flood segment) run and their results hold up.
 
 The figures themselves are only checked by ``make bench`` (a full run); here the smoke
 run must complete, write both reports, answer every acknowledged message, never time
-out, keep the dedup store within its bound, and refuse every hostile request with a 4xx.
+out, keep the dedup store within its bound, and refuse every hostile request.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def test_the_benchmark_smoke_run_completes_and_loses_nothing(
         "oversized",
         "nested",
     }
-    assert results["checks"]["chaos: every hostile request refused with a 4xx"]
+    assert results["checks"]["chaos: every hostile request refused (4xx, or reset mid-body)"]
     assert results["checks"]["chaos: every citizen's message answered"]
     assert chaos["citizen_statuses"] == {"200": 40}
     assert chaos["calm"]["messages"] == chaos["flood"]["messages"] == 10
