@@ -174,6 +174,25 @@ async def test_a_body_declared_over_the_limit_is_refused_before_it_is_sent() -> 
         reader, writer = await asyncio.open_connection(host, int(port))
         writer.write(head + b"\r\n\r\n" + b" " * 1024)  # 1 kB of the declared 3 MiB
         answer = await asyncio.wait_for(reader.read(65536), 5.0)
-        writer.close()
         assert answer.startswith(b"HTTP/1.1 413 "), answer
         assert answer.endswith(b'{"error": "body_too_large"}'), answer
+        # Not waiting for the rest only to discard it: closed at once, and said so.
+        assert b"\r\nConnection: close\r\n" in answer, answer
+        assert await asyncio.wait_for(reader.read(), 2.0) == b""
+        writer.close()
+
+
+async def test_a_small_refused_body_is_read_past_and_the_connection_kept() -> None:
+    unsigned = text_webhook("wamid.RTK", "oi")
+    request = post_head(unsigned) + b"\r\n\r\n" + unsigned
+    async with ingress_before_rasa() as (url, rasa, _):
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        for _ in range(2):  # the second on the same connection
+            writer.write(request)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+            assert head.startswith(b"HTTP/1.1 401 "), head
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            assert await reader.readexactly(length) == b'{"error": "signature_missing"}'
+        writer.close()
+        assert rasa.taken == []
