@@ -89,7 +89,7 @@ eval: install train ## Score NLU and knowledge answers on the held-out sets (tun
 test: system-deps lint validate test-unit test-ingress test-stories test-nlu ## Everything CI runs: lint, validate, pytest (docs included), the ingress on its Python, stories, NLU
 	@echo "make test: all checks passed"
 
-bench: install train ## Benchmarks on a real stack (~7-9 min on 2 cores): bench/results/results.{md,json}
+bench: install train ## Benchmarks on a real stack (~12 min on 2 cores): bench/results/results.{md,json}
 	@mkdir -p bench/results
 	$(PY) -m bench --out bench/results
 

@@ -2,19 +2,21 @@
 taken in the same run (so the ratios hold on a noisy machine).
 
 Starts the load generator (a separate process that is both Meta's webhook sender and a
-fake Graph API), ``rasa run`` with the trained model and both the WhatsApp and Rasa's REST
-channel, the webhook ingress in front of it (the deployment docker-compose.yml runs; with
-``--direct`` webhooks go straight to ``rasa run``), then — for scale-out — a real
-redis-server, two such pairs on it and a round-robin proxy. Writes ``results.json`` and
-``results.md`` to ``--out``.
+fake Graph API) and the acker (a second one that only sends webhooks and times their acks,
+so that nothing else on its event loop delays them), ``rasa run`` with the trained model
+and both the WhatsApp and Rasa's REST channel, the webhook ingress in front of it (the
+deployment docker-compose.yml runs; with ``--direct`` webhooks go straight to ``rasa
+run``), then — for scale-out — a real redis-server, two such pairs on it and a round-robin
+proxy, then each stage of ``STAGES`` (``bench/chaos.py``: the ingress under a hostile
+flood). Writes ``results.json`` and ``results.md`` to ``--out``.
 
 The conversion cost is measured in the same run (pytest-benchmark on
 ``bench/test_conversion.py``, its JSON written to ``--out``); ``--conversion-json FILE``
 reports an earlier measurement instead, and the report then says where it comes from.
 
 ``python -m bench --smoke`` runs the single-process stages and the stage modules (not
-scale-out, not the conversion benchmark) for about ten seconds of load each (the test
-suite does this); the numbers are then only a sanity check.
+scale-out, not the conversion benchmark) for under a minute of load each (the test suite
+does this); the numbers are then only a sanity check.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from typing import Any, Protocol
 
 import yaml
 
-from bench import billing, campaign, voice
+from bench import billing, campaign, chaos, voice
+from bench.drive import TEXT, acked, call
 from bench.loadgen import percentile
 from scripts.endpoints import write_redis_endpoints
 from tests.support.proxy import running_proxy
@@ -54,15 +57,16 @@ from tests.support.stack import (
 )
 from tests.support.threaded import InThread
 
-TEXT = "você é um robô?"  # one intent, one text reply: the same turn on every channel
-
 
 @dataclass(frozen=True)
 class Context:
     """What a stage gets: the load generator (Meta's webhook sender and a fake Graph API),
-    the base environment of the stack, the output directory, the model, and the plan."""
+    the acker (a process that only sends webhooks and times their acks: ``bench.drive.
+    acked``), the base environment of the stack, the output directory, the model, and the
+    plan."""
 
     loadgen: Proc
+    acker: Proc
     env: dict[str, str]
     out: Path
     model: Path
@@ -85,7 +89,7 @@ class Stage(Protocol):
 
 # Each stage module exposes ``STAGE``; they run in this order after the single-process and
 # scale-out stages, in full and smoke plans alike (a stage sizes itself by ``ctx.smoke``).
-STAGES: list[Stage] = [billing.STAGE, campaign.STAGE, voice.STAGE]
+STAGES: list[Stage] = [chaos.STAGE, billing.STAGE, campaign.STAGE, voice.STAGE]
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class Plan:
     e2e_messages: int
     latency_blocks: int
     latency_block_messages: int
+    ack_rounds: int
     idle_rate: float
     idle_count: int
     burst_rate: float
@@ -106,21 +111,29 @@ class Plan:
     scale_messages: int
 
 
-FULL = Plan(20, 8, 4, 150, 4, 25, 10, 100, 200, 2000, 10, 30, 10_000, 400)
-SMOKE = Plan(5, 4, 1, 15, 1, 5, 10, 20, 100, 200, 10, 2, 300, 0)
+FULL = Plan(20, 8, 4, 150, 4, 25, 3, 10, 100, 200, 2000, 10, 30, 10_000, 400)
+SMOKE = Plan(5, 4, 1, 15, 1, 5, 2, 10, 20, 100, 200, 10, 2, 300, 0)
 
 
-def call(loadgen: Proc, spec: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"{loadgen.url}/run",
-        data=json.dumps(spec).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=1800) as answer:
-        result: dict[str, Any] = json.loads(answer.read())
-    shown = {k: v for k, v in result.items() if k != "latencies_ms"}
-    print(f"  {spec['scenario']:>6} {spec.get('channel', '')}: {shown}", flush=True)
-    return result
+ACKER = ("--role", "acker")  # the load generator's code, sending only
+
+
+def ack_rounds(plan: Plan, acker: Proc, loadgen: Proc, target: str) -> dict[str, Any]:
+    """Idle, then a burst that saturates the bot, ``plan.ack_rounds`` times: each round's
+    p99s and their ratio, so the spread shows (one round can be one unlucky moment of a
+    shared machine; the target holds in every round or not at all)."""
+    rounds = []
+    for _ in range(plan.ack_rounds):
+        idle = acked(acker, loadgen, target, plan.idle_rate, plan.idle_count)
+        busy = acked(acker, loadgen, target, plan.burst_rate, plan.burst_count)
+        ratio = round(busy["ack_p99_ms"] / max(idle["ack_p99_ms"], 0.01), 2)
+        rounds.append({"idle": idle, "busy": busy, "p99_ratio": ratio})
+    return {"timed_by": "acker", "rounds": rounds}
+
+
+def rounds_of(ack: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ack figure's rounds; a run from before there were rounds is its one round."""
+    return list(ack.get("rounds") or [ack])
 
 
 def metric(proc: Proc, name: str) -> int:
@@ -180,7 +193,13 @@ def fronted(rasa: Proc, env: dict[str, str], direct: bool, name: str) -> Any:
 
 
 def single_process(
-    plan: Plan, loadgen: Proc, env: dict[str, str], out: Path, model: Path, direct: bool = False
+    plan: Plan,
+    loadgen: Proc,
+    acker: Proc,
+    env: dict[str, str],
+    out: Path,
+    model: Path,
+    direct: bool = False,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with (
@@ -201,7 +220,7 @@ def single_process(
             spec = {"scenario": "closed", "target": target, "channel": channel, "text": TEXT}
             return call(loadgen, {**spec, "users": users, "messages": messages, "raw": raw})
 
-        def burst(rate: float, count: int) -> dict[str, Any]:
+        def burst(rate: float, count: int) -> dict[str, Any]:  # statuses, not latencies
             spec = {"scenario": "open", "target": front.url, "text": TEXT, "answer_timeout": 900}
             return call(loadgen, {**spec, "rate": rate, "count": count})
 
@@ -251,14 +270,8 @@ def single_process(
         e2e["added_p50_ms"] = round(e2e["whatsapp"]["p50_ms"] - e2e["rest"]["p50_ms"], 2)
         results["e2e"] = e2e
 
-        print("webhook ack latency: idle, then a burst while the bot is saturated", flush=True)
-        idle = burst(plan.idle_rate, plan.idle_count)
-        busy = burst(plan.burst_rate, plan.burst_count)
-        results["ack"] = {
-            "idle": idle,
-            "busy": busy,
-            "p99_ratio": round(busy["ack_p99_ms"] / max(idle["ack_p99_ms"], 0.01), 2),
-        }
+        print("webhook ack latency, timed by the acker: idle, then a burst, in rounds", flush=True)
+        results["ack"] = ack_rounds(plan, acker, loadgen, front.url)
 
         sustainable = e2e["whatsapp"]["throughput_per_s"]
         rate = round(plan.overload_factor * sustainable, 1)
@@ -376,9 +389,12 @@ def conversion(path: Path, measured_here: bool) -> dict[str, Any]:
 
 def check(results: dict[str, Any]) -> dict[str, bool]:
     """Each target ▸ met or not."""
+    rounds = rounds_of(results["ack"])
     checks = {
-        "ack p99 under burst < 15 ms": results["ack"]["busy"]["ack_p99_ms"] < 15,
-        "ack p99 busy/idle < 2": results["ack"]["p99_ratio"] < 2,
+        "ack p99 under burst < 15 ms in every round": all(
+            r["busy"]["ack_p99_ms"] < 15 for r in rounds
+        ),
+        "ack p99 busy/idle < 2 in every round": all(r["p99_ratio"] < 2 for r in rounds),
         "throughput WhatsApp/REST >= 0.95": results["e2e"]["throughput_ratio"] >= 0.95,
         "added p50 latency < 3 ms": results["e2e"]["added_p50_ms"] < 3,
         "peak RSS 10k / 100 messages < 1.2": results["memory"]["ratio"] < 1.2,
@@ -416,11 +432,32 @@ def users(results: dict[str, Any]) -> str:
     return f"{results['e2e'].get('users', plan.users)} users"
 
 
+def ack_row(ack: dict[str, Any]) -> str:
+    rounds = rounds_of(ack)
+    busy = rounds[0]["busy"]
+    timer = "; acks timed by a process that only sends" if ack.get("timed_by") == "acker" else ""
+
+    def listed(key: str, which: str = "busy") -> str:
+        return ", ".join(f"{r[which][key]:g}" for r in rounds)
+
+    many = len(rounds) > 1
+    return (
+        f"| Webhook ack under a burst ({len(rounds)} round{'s' if many else ''} of"
+        f" {busy['sent']} at {busy['rate_per_s']:g}/s, bot saturated{timer}) |"
+        f" p99 {listed('ack_p99_ms')} ms (p50 {listed('ack_p50_ms')} ms; max"
+        f" {max(r['busy']['ack_max_ms'] for r in rounds):g} ms) |"
+        f" idle p99 {listed('ack_p99_ms', 'idle')} ms |"
+        f" busy/idle p99 **{max(r['p99_ratio'] for r in rounds):g}**"
+        + (f" worst (rounds: {', '.join(str(r['p99_ratio']) for r in rounds)})" if many else "")
+        + " | p99 < 15 ms, ratio < 2"
+        + (" in every round |" if many else " |")
+    )
+
+
 def markdown(results: dict[str, Any]) -> str:
-    m, e2e, ack, ov, mem = (
+    m, e2e, ov, mem = (
         results["machine"],
         results["e2e"],
-        results["ack"],
         results["overload"],
         results["memory"],
     )
@@ -439,10 +476,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "| Figure | Measured | Baseline (same run) | Result | Target |",
         "|---|---|---|---|---|",
-        f"| Webhook ack under a burst ({ack['busy']['sent']} at {ack['busy']['rate_per_s']:g}/s,"
-        f" bot saturated) | p50 {ack['busy']['ack_p50_ms']} ms, p99 {ack['busy']['ack_p99_ms']}"
-        f" ms, max {ack['busy']['ack_max_ms']} ms | idle p99 {ack['idle']['ack_p99_ms']} ms |"
-        f" busy/idle p99 **{ack['p99_ratio']}** | p99 < 15 ms, ratio < 2 |",
+        ack_row(results["ack"]),
         f"| End-to-end throughput ({e2e['whatsapp']['messages']} turns per channel,"
         f" {users(results)}, A-B-B-A) | {e2e['whatsapp']['throughput_per_s']}/s | REST channel"
         f" {e2e['rest']['throughput_per_s']}/s | **{e2e['throughput_ratio']}** (rounds:"
@@ -492,7 +526,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="about ten seconds of load")
+    parser.add_argument("--smoke", action="store_true", help="under a minute of load")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument(
         "--conversion-json",
@@ -519,14 +553,23 @@ def main() -> int:
         "WPP_DEDUP_MAX_ENTRIES": "1000",  # small, to show it stays bounded
     }
     started = time.monotonic()
-    port = free_port()
-    with start_process(
-        "bench-loadgen",
-        [str(VENV_BIN / "python"), "-m", "bench.loadgen", "--port", str(port)],
-        env=env,
-        ready_url=f"http://127.0.0.1:{port}/health",
-        port=port,
-    ) as loadgen:
+    port, acker_port = free_port(), free_port()
+    with (
+        start_process(
+            "bench-loadgen",
+            [str(VENV_BIN / "python"), "-m", "bench.loadgen", "--port", str(port)],
+            env=env,
+            ready_url=f"http://127.0.0.1:{port}/health",
+            port=port,
+        ) as loadgen,
+        start_process(
+            "bench-acker",
+            [str(VENV_BIN / "python"), "-m", "bench.loadgen", "--port", str(acker_port), *ACKER],
+            env=env,
+            ready_url=f"http://127.0.0.1:{acker_port}/health",
+            port=acker_port,
+        ) as acker,
+    ):
         env["WPP_API_BASE_URL"] = loadgen.url
         results: dict[str, Any] = {
             "machine": machine(),
@@ -534,11 +577,11 @@ def main() -> int:
             "direct": args.direct,
             "settings": tuning(),
         }
-        results.update(single_process(plan, loadgen, env, out, args.model, args.direct))
+        results.update(single_process(plan, loadgen, acker, env, out, args.model, args.direct))
         if plan.scale_messages:
             print("scale-out: 1 then 2 rasa processes on Redis behind a proxy", flush=True)
             results["scale_out"] = scale_out(plan, loadgen, env, out, args.model, args.direct)
-        ctx = Context(loadgen, dict(env), out, args.model, args.smoke, args.direct)
+        ctx = Context(loadgen, acker, dict(env), out, args.model, args.smoke, args.direct)
         for stage in STAGES:
             print(f"{stage.name}", flush=True)
             results[stage.name] = stage.run(ctx)

@@ -12,7 +12,13 @@ Scenarios:
   ``messages`` are answered. Throughput and end-to-end latency.
 * ``open``: ``count`` webhooks at a fixed ``rate`` whatever the answers (Meta's bursts),
   each from a new sender; time to the webhook's answer, statuses, timeouts, and whether
-  every acknowledged message was answered afterwards.
+  every acknowledged message was answered afterwards (``"wait": false``: the senders it
+  acknowledged instead, for ``answers`` to wait on).
+* ``answers``: wait until every one of ``senders`` was answered; how many were not.
+
+``--role acker`` starts a second process that only sends webhooks and times their acks (the
+``open`` scenario with ``"wait": false``): no fake Graph API, so no reply or mark-read the
+bot sends during a burst can delay the acks it times on its event loop.
 """
 
 from __future__ import annotations
@@ -54,7 +60,9 @@ def summary_ms(seconds: list[float]) -> dict[str, float]:
 
 
 class LoadGenerator:
-    def __init__(self, app_secret: str, token: str, phone_number_id: str) -> None:
+    def __init__(
+        self, app_secret: str, token: str, phone_number_id: str, role: str = "loadgen"
+    ) -> None:
         self.app_secret = app_secret.encode()
         self.token = token
         self.phone_number_id = phone_number_id
@@ -62,6 +70,8 @@ class LoadGenerator:
         self.waiting: dict[str, asyncio.Future[float]] = {}
         self.http: aiohttp.ClientSession | None = None
         self._ids = itertools.count(1)
+        # Message ids of their own: the acker's must never be the load generator's duplicates.
+        self.wamid_prefix = "wamid.BENCH" if role == "loadgen" else f"wamid.BENCH{role.upper()}"
         self._run_ids = itertools.count(1)
 
     # --- the fake Graph API ----------------------------------------------------------
@@ -106,7 +116,7 @@ class LoadGenerator:
                                 "messages": [
                                     {
                                         "from": sender,
-                                        "id": f"wamid.BENCH{next(self._ids)}",
+                                        "id": f"{self.wamid_prefix}{next(self._ids)}",
                                         "timestamp": str(int(time.time())),
                                         "type": "text",
                                         "text": {"body": text},
@@ -193,6 +203,8 @@ class LoadGenerator:
         target, text = spec["target"], spec["text"]
         rate, count = float(spec["rate"]), int(spec["count"])
         run = next(self._run_ids)
+        # Each process its own digit, so two processes' senders never share a number.
+        prefix = str(spec.get("prefix", "8"))
         acks: list[float] = []
         statuses: dict[str, int] = {}
         accepted: list[str] = []
@@ -200,7 +212,7 @@ class LoadGenerator:
 
         async def one(index: int) -> None:
             nonlocal timeouts
-            sender = f"55{run:03d}8{index:06d}"
+            sender = f"55{run:03d}{prefix}{index:06d}"
             started = time.monotonic()
             try:
                 status = await self._post_webhook(target, sender, text)
@@ -223,28 +235,38 @@ class LoadGenerator:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.ensure_future(one(index)))
         await asyncio.gather(*tasks)
-        sent_seconds = time.monotonic() - started
-        deadline = time.monotonic() + float(spec.get("answer_timeout", 600))
-        while time.monotonic() < deadline:
-            if all(self.replies.get(s, 0) >= 1 for s in accepted):
-                break
-            await asyncio.sleep(0.2)
-        unanswered = sum(1 for s in accepted if self.replies.get(s, 0) < 1)
-        return {
+        sent = {
             "sent": count,
             "rate_per_s": rate,
-            "send_seconds": round(sent_seconds, 2),
+            "send_seconds": round(time.monotonic() - started, 2),
             "statuses": statuses,
             "timeouts": timeouts,
             "accepted": len(accepted),
-            "unanswered": unanswered,
-            "answered_after_s": round(time.monotonic() - started - sent_seconds, 2),
             **{f"ack_{k}": v for k, v in summary_ms(acks).items()},
+        }
+        if spec.get("raw"):
+            sent["latencies_ms"] = [round(x * 1000, 3) for x in acks]
+        if not spec.get("wait", True):
+            return {**sent, "accepted_senders": accepted}
+        return {**sent, **await self.answers({**spec, "senders": accepted})}
+
+    async def answers(self, spec: dict[str, Any]) -> dict[str, Any]:
+        senders: list[str] = spec["senders"]
+        started = time.monotonic()
+        deadline = started + float(spec.get("answer_timeout", 600))
+        while time.monotonic() < deadline:
+            if all(self.replies.get(s, 0) >= 1 for s in senders):
+                break
+            await asyncio.sleep(0.2)
+        return {
+            "unanswered": sum(1 for s in senders if self.replies.get(s, 0) < 1),
+            "answered_after_s": round(time.monotonic() - started, 2),
         }
 
     async def run(self, request: web.Request) -> web.Response:
         spec = await request.json()
-        scenario = {"closed": self.closed, "open": self.open}[spec["scenario"]]
+        scenarios = {"closed": self.closed, "open": self.open, "answers": self.answers}
+        scenario = scenarios[spec["scenario"]]
         return web.json_response(await scenario(spec))
 
 
@@ -252,12 +274,13 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-async def serve(port: int, generator: LoadGenerator) -> None:
+async def serve(port: int, generator: LoadGenerator, graph_api: bool = True) -> None:
     generator.http = aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=10), connector=aiohttp.TCPConnector(limit=0)
     )
     app = web.Application(client_max_size=1024**2)
-    app.router.add_post("/{version}/{phone_number_id}/messages", generator.graph_messages)
+    if graph_api:
+        app.router.add_post("/{version}/{phone_number_id}/messages", generator.graph_messages)
     app.router.add_post("/run", generator.run)
     app.router.add_get("/health", health)
     runner = web.AppRunner(app, access_log=None)
@@ -273,14 +296,21 @@ async def serve(port: int, generator: LoadGenerator) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--role",
+        choices=("loadgen", "acker"),
+        default="loadgen",
+        help="acker: only send webhooks and time their acks (no fake Graph API)",
+    )
     args = parser.parse_args()
     # The same variables the channel reads, so secrets never go on a command line.
     generator = LoadGenerator(
         os.environ["WPP_APP_SECRET"],
         os.environ["WPP_AUTHORIZATION_TOKEN"],
         os.environ["WPP_PHONE_NUMBER_IDENTIFIER"],
+        role=args.role,
     )
-    asyncio.run(serve(args.port, generator))
+    asyncio.run(serve(args.port, generator, graph_api=args.role == "loadgen"))
 
 
 if __name__ == "__main__":

@@ -53,7 +53,15 @@ def test_without_the_test_model_the_stage_says_so_instead_of_a_number(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(bench.voice, "model_installed", lambda: False)
-    ctx = Context(None, {}, tmp_path, tmp_path / "model.tar.gz", smoke=True, direct=False)  # type: ignore[arg-type]
+    ctx = Context(
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        {},
+        tmp_path,
+        tmp_path / "model.tar.gz",
+        smoke=True,
+        direct=False,
+    )
     result = bench.voice.STAGE.run(ctx)
     assert result == {"measured": False, "reason": bench.voice.MISSING}
     assert list(tmp_path.iterdir()) == []  # no model joined, no stack started

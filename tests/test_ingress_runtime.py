@@ -19,9 +19,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bench.flood import Flood
+from bot.addons.whatsapp import limits
 from bot.addons.whatsapp.config import WhatsAppSettings
 from bot.addons.whatsapp.inbound.signature import RELAY_SIGNATURE_HEADER, relay_signature, sign
 from bot.addons.whatsapp.ingress.app import Ingress
+from tests.support.hostile import forged_signature, post_head
 from tests.support.stack import free_port
 from tests.whatsapp_fixtures import fixture
 
@@ -134,4 +137,62 @@ async def test_what_is_not_meta_is_refused_before_anything_is_relayed() -> None:
         wrong = await http.get(webhook, params={**handshake, "hub.verify_token": "nope"})
         assert wrong.status == 403
         await asyncio.sleep(0.1)
+        assert rasa.taken == []
+
+
+async def test_a_flood_of_every_hostile_kind_gets_its_4xx_on_the_head_or_signature() -> None:
+    """The benchmark's flood (``bench.flood``: compressed, unsigned, forged, oversized and
+    nested bodies, as fast as they are answered) on the ingress's own aiohttp."""
+    async with ingress_before_rasa() as (url, rasa, _):
+        flood = Flood(url, connections=2)
+        running = asyncio.create_task(flood.run())
+        for _ in range(3000):
+            if len({kind for kind, _ in flood.answers}) == 5:
+                break
+            await asyncio.sleep(0.01)
+        flood.stopping.set()
+        result = await running
+        outcomes = {kind: set(by) for kind, by in result["statuses"].items()}
+        # A body too large to read: the connection is closed, maybe before the 413 is read.
+        assert outcomes.pop("oversized") <= {"413", "reset"}
+        assert outcomes == {
+            "compressed": {"415"},
+            "unsigned": {"401"},
+            "bad_signature": {"403"},
+            "nested": {"403"},
+        }
+        assert rasa.taken == []
+
+
+async def test_a_body_declared_over_the_limit_is_refused_before_it_is_sent() -> None:
+    declared = limits.WEBHOOK_BODY_MAX_BYTES + 1
+    head = post_head(b"", forged_signature(b"")).replace(
+        b"Content-Length: 0", f"Content-Length: {declared}".encode()
+    )
+    async with ingress_before_rasa() as (url, _, _):
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(head + b"\r\n\r\n" + b" " * 1024)  # 1 kB of the declared 3 MiB
+        answer = await asyncio.wait_for(reader.read(65536), 5.0)
+        assert answer.startswith(b"HTTP/1.1 413 "), answer
+        assert answer.endswith(b'{"error": "body_too_large"}'), answer
+        # Not waiting for the rest only to discard it: closed at once, and said so.
+        assert b"\r\nConnection: close\r\n" in answer, answer
+        assert await asyncio.wait_for(reader.read(), 2.0) == b""
+        writer.close()
+
+
+async def test_a_small_refused_body_is_read_past_and_the_connection_kept() -> None:
+    unsigned = text_webhook("wamid.RTK", "oi")
+    request = post_head(unsigned) + b"\r\n\r\n" + unsigned
+    async with ingress_before_rasa() as (url, rasa, _):
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        for _ in range(2):  # the second on the same connection
+            writer.write(request)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+            assert head.startswith(b"HTTP/1.1 401 "), head
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            assert await reader.readexactly(length) == b'{"error": "signature_missing"}'
+        writer.close()
         assert rasa.taken == []

@@ -9,26 +9,18 @@ from __future__ import annotations
 
 import http.client
 import json
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import E2E_SECRETS
+from tests.support.hostile import gzip_bomb
 from tests.support.stack import ROOT, Proc, free_port, start_ingress
 
 pytestmark = pytest.mark.e2e
 
 BOMB_EXPANDED_MIB = 256
-
-
-def gzip_bomb(expanded_mib: int) -> bytes:
-    """``expanded_mib`` MiB of zeros, gzipped (about 1/1000 of that), built in chunks."""
-    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip framing
-    chunk = bytes(1024 * 1024)
-    parts = [packer.compress(chunk) for _ in range(expanded_mib)]
-    return b"".join(parts) + packer.flush()
 
 
 def memory_kib(proc: Proc) -> dict[str, int]:

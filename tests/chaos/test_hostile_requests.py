@@ -11,9 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
+
 from bot.addons.whatsapp import limits
 from bot.addons.whatsapp.inbound.signature import RELAY_SIGNATURE_HEADER, relay_signature, sign
 from tests.channel_harness import APP_SECRET, serve_channel
+from tests.support.hostile import nested_json, post_head
 from tests.test_ingress import serve_ingress
 from tests.test_webhook_http import text_webhook
 
@@ -64,17 +67,6 @@ async def raw_request(url: str, head: bytes, body: bytes = b"", wait: float = 5.
         writer.close()
 
 
-def post_head(body: bytes, *extra: bytes) -> bytes:
-    lines = [
-        b"POST /webhooks/whatsapp/webhook HTTP/1.1",
-        b"Host: localhost",
-        b"Content-Type: application/json",
-        b"Content-Length: " + str(len(body)).encode(),
-        *extra,
-    ]
-    return b"\r\n".join(lines)
-
-
 def status_of(answer: bytes) -> int:
     return int(answer.split(b" ", 2)[1]) if answer else 0
 
@@ -111,7 +103,7 @@ async def test_a_serpro_token_that_is_not_utf8_is_refused_with_403() -> None:
 
 
 async def test_a_deeply_nested_body_is_refused_with_400() -> None:
-    body = b"[" * 100_000 + b"]" * 100_000
+    body = nested_json(100_000)
     async with both_front_doors() as urls:
         for url in urls:
             answer = await raw_request(
@@ -124,7 +116,7 @@ async def test_a_deeply_nested_body_is_refused_with_400() -> None:
 
 
 async def test_a_deeply_nested_relay_is_refused_with_400() -> None:
-    body = b'{"owner":"","messages":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    body = b'{"owner":"","messages":' + nested_json(100_000) + b"}"
     async with serve_channel() as rasa:
         answer = await rasa.http.post(
             f"{rasa.url}/webhooks/whatsapp/relay",
@@ -142,6 +134,47 @@ async def test_rasa_runs_route_refuses_a_body_over_the_limit_without_reading_it(
         # Only 1 kB of the declared body is sent: the answer must not wait for the rest.
         answer = await raw_request(rasa.url, head, b"{" * 1024, wait=5.0)
         assert status_of(answer) == 413, answer
+
+
+@pytest.mark.parametrize(
+    "declared", [limits.WEBHOOK_BODY_MAX_BYTES + 1, limits.REQUEST_BODY_MAX_BYTES + 1]
+)
+async def test_the_ingress_refuses_a_body_over_the_limit_on_its_declared_length(
+    declared: int,
+) -> None:
+    """aiohttp reads a body up to ``client_max_size`` before refusing it: a flood of 6 MiB
+    bodies would have the ingress copy each one. The declared length is enough to refuse."""
+    head = post_head(b"").replace(b"Content-Length: 0", f"Content-Length: {declared}".encode())
+    async with serve_channel() as rasa, serve_ingress(rasa.url) as ingress:
+        # Only 1 kB of the declared body is sent: the answer must not wait for the rest.
+        answer = await raw_request(ingress.url, head, b"{" * 1024, wait=5.0)
+        assert status_of(answer) == 413, answer
+        assert answer.endswith(b'{"error": "body_too_large"}'), answer
+        metrics = await (await ingress.http.get(f"{ingress.url}/webhooks/whatsapp/metrics")).text()
+        assert 'whatsapp_webhook_rejected_total{reason="body_too_large"} 1' in metrics
+
+
+@pytest.mark.parametrize(
+    ("provider", "auth", "refusal"),
+    [
+        ("cloud", b"X-Request: unsigned", b'{"error": "signature_missing"}'),
+        ("serpro", b"X-Request: no token", b'{"error": "token_missing"}'),
+        ("serpro", b"Authorization: Bearer wrong", b'{"error": "token_invalid"}'),
+    ],
+)
+async def test_the_ingress_refuses_a_request_that_cannot_authenticate_before_reading_it(
+    provider: str, auth: bytes, refusal: bytes
+) -> None:
+    """Meta's signature missing, or Serpro's token missing or wrong, whatever the body: a
+    flood of such requests costs the ingress their heads, not their bodies."""
+    head = post_head(b"", auth).replace(b"Content-Length: 0", b"Content-Length: 200000")
+    async with serve_channel(provider=provider) as rasa:
+        async with serve_ingress(rasa.url, provider=provider) as ingress:
+            # Only 1 kB of the declared body is sent: the answer must not wait for the rest.
+            answer = await raw_request(ingress.url, head, b"[" * 1024, wait=5.0)
+            assert status_of(answer) in (401, 403), answer
+            assert answer.endswith(refusal), answer
+        assert rasa.agent.messages == []
 
 
 async def test_a_webhook_of_3_mb_as_meta_documents_is_accepted() -> None:

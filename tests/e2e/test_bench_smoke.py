@@ -1,13 +1,13 @@
-"""The benchmark's ten-second smoke version: the single-process stages (ack latency,
+"""The benchmark's smoke version: the single-process stages (ack latency in two rounds,
 end-to-end, overload, memory; not scale-out, not the conversion benchmark) and the stages
-of ``bench/`` (billing: three knowledge questions, joined and not; campaign: the real
-command at its limit while citizens chat; voice: a couple of voice and typed turns) run and
-their results hold up.
+of ``bench/`` (chaos: one calm and one flood segment; billing: three knowledge questions,
+joined and not; campaign: the real command at its limit while citizens chat; voice: a
+couple of voice and typed turns) run and their results hold up.
 
 The figures themselves are only checked by ``make bench`` (a full run); here the smoke
 run must complete, write both reports, answer every acknowledged message, never time
-out, keep the dedup store within its bound, and send a whole campaign, never over its
-limit, while citizens chat.
+out, keep the dedup store within its bound, refuse every hostile request, and send a
+whole campaign, never over its limit, while citizens chat.
 """
 
 from __future__ import annotations
@@ -36,15 +36,20 @@ def test_the_benchmark_smoke_run_completes_and_loses_nothing(
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
-    assert "| Webhook ack under a burst" in (tmp_path / "results.md").read_text()
+    markdown = (tmp_path / "results.md").read_text()
+    assert "| Webhook ack under a burst (2 rounds of 200 at 100/s" in markdown
     assert results["e2e"]["whatsapp"]["failures"] == results["e2e"]["rest"]["failures"] == 0
     assert results["e2e"]["whatsapp"]["messages"] == results["e2e"]["rest"]["messages"] == 30
     assert results["e2e"]["whatsapp"]["unloaded_turns"] == 10
-    for stage in (results["ack"]["idle"], results["ack"]["busy"], results["overload"]):
+    ack = results["ack"]
+    assert ack["timed_by"] == "acker" and len(ack["rounds"]) == 2
+    bursts = [r[which] for r in ack["rounds"] for which in ("idle", "busy")]
+    for stage in (*bursts, results["overload"]):
         assert stage["timeouts"] == 0
         assert stage["unanswered"] == 0
         assert stage["accepted"] == stage["statuses"].get("200", 0) > 0
-    assert results["ack"]["idle"]["statuses"] == {"200": 20}
+    assert [r["idle"]["statuses"] for r in ack["rounds"]] == [{"200": 20}] * 2
+    assert "ack p99 busy/idle < 2 in every round" in results["checks"]
     memory = results["memory"]
     assert memory["messages"] >= 300
     assert 0 < memory["dedup_entries"] <= memory["dedup_max_entries"]
@@ -81,3 +86,18 @@ def test_the_benchmark_smoke_run_completes_and_loses_nothing(
     assert chat["with_campaign"]["turns"] > 0 and chat["without_campaign"]["turns"] == 24
     assert chat["in_campaign_share"] > 0.5  # the chat measured with a campaign met one
     assert "| Campaign throughput" in (tmp_path / "results.md").read_text()
+    chaos = results["chaos"]  # one calm and one flood segment
+    assert [s["flood"] is None for s in chaos["segments"]] == [True, False]
+    assert chaos["flood"]["requests"] > 0
+    assert set(chaos["flood"]["by_kind"][0]) == {
+        "compressed",
+        "unsigned",
+        "bad_signature",
+        "oversized",
+        "nested",
+    }
+    assert results["checks"]["chaos: every hostile request refused (4xx, or reset mid-body)"]
+    assert results["checks"]["chaos: every citizen's message answered"]
+    assert chaos["citizen_statuses"] == {"200": 40}
+    assert chaos["calm"]["messages"] == chaos["flood"]["messages"] == 10
+    assert "| Chaos: citizens while hostile requests flood the ingress" in markdown

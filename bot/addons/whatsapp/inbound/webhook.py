@@ -142,6 +142,27 @@ class Intake:
             return self.reject(415, "content_encoding_refused", repr(encoding[:40]))
         return None
 
+    def refuse_unread(self, headers: Lookup, args: Lookup, declared: int | None) -> Reply | None:
+        """What the request's head alone refuses, to be called before the body is read.
+
+        A compressed body (415, see :meth:`refuse_encoded`); a body whose ``Content-Length``
+        is over the webhook's limit (413: aiohttp reads up to its ``client_max_size`` before
+        refusing, so a flood of large bodies would have the ingress copy each one); and a
+        request that cannot authenticate whatever its body: no Meta signature (401), or a
+        Serpro token missing or wrong (it does not depend on the body). A flood of hostile
+        requests then costs the ingress their heads, not their bodies.
+        """
+        refused = self.refuse_encoded(headers)
+        if refused is not None:
+            return refused
+        if declared is not None and declared > limits.WEBHOOK_BODY_MAX_BYTES:
+            return self.reject(413, "body_too_large", f"{declared} bytes declared")
+        if self.settings.provider != "cloud":
+            return self._authenticate(b"", headers, args)  # a token: not over the body
+        if not headers.get(SIGNATURE_HEADER):
+            return self.reject(401, "signature_missing")
+        return None  # the signature is checked on the body, once it is read
+
     async def receive(self, body: bytes, headers: Lookup, args: Lookup) -> Reply:
         if len(body) > limits.WEBHOOK_BODY_MAX_BYTES:
             return self.reject(413, "body_too_large", f"{len(body)} bytes")
