@@ -82,6 +82,7 @@ def cluster(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     graph_fake = FakeGraph(token=E2E_SECRETS["WPP_AUTHORIZATION_TOKEN"])
     ports = [free_port(), free_port()]
     chatwoot_fake = FakeChatwoot(
+        token="test-chatwoot-token",
         webhook_url=f"http://127.0.0.1:{ports[0]}/webhooks/whatsapp/chatwoot/{SECRET}",
         signing_secret=SIGNING,
     )
