@@ -20,6 +20,7 @@ from bot.addons.whatsapp.logs import mask_id
 from bot.addons.whatsapp.masking import mask_numbers
 from simulator.chatwoot import FakeChatwoot
 from simulator.notify import NotifyConfig, add_notify_routes
+from simulator.recording import add_recording
 from simulator.transcripts import add_transcripts
 from simulator.validation import validate_message
 from simulator.webhooks import (
@@ -296,9 +297,14 @@ class Simulator:
         content = await request.read()
         if not content:
             return web.json_response({"error": "empty upload"}, status=400)
-        media_id = str(100000000000500 + len(self.media))
-        self.media[media_id] = (content, request.content_type or "image/png")
+        media_id = self.store(content, request.content_type or "image/png")
         return web.json_response({"id": media_id, "url": f"/media/{media_id}"})
+
+    def store(self, content: bytes, mime: str) -> str:
+        """Keep media the fake Graph API serves (an upload, a recording); its media id."""
+        media_id = str(100000000000500 + len(self.media))
+        self.media[media_id] = (content, mime)
+        return media_id
 
     async def api_messages(self, request: web.Request) -> web.Response:
         number = citizen(request.query.get("number", ""))
@@ -335,6 +341,7 @@ def create_app(config: SimulatorConfig, chatwoot: FakeChatwoot | None = None) ->
     app.router.add_get("/media/{media_id}", sim.media_bytes)
     app.router.add_post("/api/send", sim.api_send)
     app.router.add_post("/api/upload", sim.api_upload)
+    add_recording(app, sim.store)
     app.router.add_get("/api/messages", sim.api_messages)
     app.router.add_get("/api/numbers", sim.api_numbers)
     add_transcripts(app, config.rasa_url, config.rasa_token)

@@ -1,6 +1,7 @@
-"""The simulator page in headless Chromium: a voice note uploaded as a file is heard by a
-real ``rasa run`` (local Whisper, the test model) and the page shows what the bot heard,
-read from Rasa's tracker as ``make run`` wires it (``--enable-api`` behind a token)."""
+"""The simulator page in headless Chromium: a voice note uploaded as a file, or recorded
+with the 🎤 button from Chromium's fake microphone, is heard by a real ``rasa run`` (local
+Whisper, the test model) and the page shows what the bot heard, read from Rasa's tracker as
+``make run`` wires it (``--enable-api`` behind a token)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 from playwright.sync_api import sync_playwright
 
@@ -111,4 +114,81 @@ def test_an_uploaded_voice_note_shows_the_transcript_the_bot_used(simulator_url:
         # The chat redraws every 0.7 s: the line stays under the voice note.
         page.wait_for_timeout(2_000)
         assert page.inner_text(".bubble.user .transcript") == text
+        browser.close()
+
+
+def fake_microphone(clip: Path, wav: Path) -> Path:
+    """``clip`` as the WAV Chromium's fake microphone plays, after a second of silence (the
+    capture starts before the recorder does: nothing said is lost in between)."""
+    with (
+        av.open(str(clip), mode="r") as source,
+        av.open(str(wav), mode="w", format="wav") as target,
+    ):
+        stream = target.add_stream("pcm_s16le", rate=48_000, layout="mono")
+        silence = av.AudioFrame.from_ndarray(
+            np.zeros((1, 48_000), dtype=np.int16), format="s16", layout="mono"
+        )
+        silence.sample_rate = 48_000
+        target.mux(stream.encode(silence))
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=48_000)
+        for frame in source.decode(source.streams.audio[0]):
+            for part in resampler.resample(frame):
+                target.mux(stream.encode(part))
+        for part in resampler.resample(None):
+            target.mux(stream.encode(part))
+        target.mux(stream.encode(None))
+    return wav
+
+
+def test_a_voice_note_recorded_with_the_microphone_is_heard_and_answered(
+    simulator_url: str, tmp_path: Path
+) -> None:
+    wav = fake_microphone(CLIP, tmp_path / "bom_dia.wav")
+    number = "5561977770002"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=require_program("chromium", "chromium"),
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                # A microphone that plays the clip once, with no permission prompt.
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={wav}%noloop",
+            ],
+        )
+        context = browser.new_context(
+            permissions=["microphone"], viewport={"width": 460, "height": 900}
+        )
+        page = context.new_page()
+        page.goto(simulator_url)
+        page.fill("#number", number)
+        page.dispatch_event("#number", "change")
+
+        page.click("#record")
+        page.wait_for_selector("#record[aria-pressed='true']", timeout=10_000)
+        page.wait_for_timeout(4_000)  # the second of silence, "bom dia", and a pause
+        page.click("#record")
+
+        page.wait_for_selector(".bubble.user audio", timeout=15_000)
+        sent = page.evaluate(
+            f"fetch('/api/messages?number={number}').then((answer) => answer.json())"
+        )
+        (note,) = [item["body"] for item in sent["messages"] if item["direction"] == "in"]
+        assert note["audio"] == {
+            "mime_type": "audio/ogg; codecs=opus",
+            "sha256": "SIMULATED",
+            "id": note["audio"]["id"],
+            "voice": True,
+        }
+        shown = page.wait_for_selector(".bubble.user .transcript", timeout=90_000)
+        assert shown is not None
+        text = shown.inner_text()
+        # What Whisper base made of the recording (49% here): the words, not the punctuation.
+        assert text.startswith("🎤 O bot entendeu: “")
+        assert "bom dia" in text.lower()
+        page.wait_for_selector(".bubble.bot .list-open", timeout=60_000)
+        assert "Prefeitura de Nova Aurora" in page.inner_text(".bubble.bot")
         browser.close()
