@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
+from tests.support.browser import headless_chromium
 from tests.support.stack import (
     ROOT,
     VENV_BIN,
@@ -21,7 +22,6 @@ from tests.support.stack import (
     start_rasa,
     write_endpoints,
 )
-from tests.support.system import require_program
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 ARTIFACTS = ROOT / "artifacts"
@@ -107,13 +107,8 @@ def simulator_url(trained_model: Path, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture
 def page() -> Iterator[Page]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=require_program("chromium", "chromium"),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with headless_chromium() as browser:
         yield browser.new_page(viewport={"width": 1040, "height": 860})
-        browser.close()
 
 
 def say(page: Page, text: str) -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
+from tests.support.browser import headless_chromium
 from tests.support.stack import (
     ROOT,
     VENV_BIN,
@@ -19,7 +20,6 @@ from tests.support.stack import (
     start_rasa,
     write_endpoints,
 )
-from tests.support.system import require_program
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 ARTIFACTS = ROOT / "artifacts"
@@ -92,13 +92,8 @@ def simulator_url(trained_model: Path, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture
 def page() -> Iterator[Page]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=require_program("chromium", "chromium"),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with headless_chromium() as browser:
         yield browser.new_page(viewport={"width": 460, "height": 900})
-        browser.close()
 
 
 def test_oi_shows_the_menu_as_a_list_and_a_picked_service_is_answered(

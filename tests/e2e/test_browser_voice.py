@@ -12,9 +12,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from playwright.sync_api import sync_playwright
 
 from scripts.voice_dev_model import join_model
+from tests.support.browser import headless_chromium
 from tests.support.stack import (
     ROOT,
     VENV_BIN,
@@ -24,7 +24,6 @@ from tests.support.stack import (
     start_rasa,
     write_endpoints,
 )
-from tests.support.system import require_program
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 SECRETS = {
@@ -91,11 +90,7 @@ def simulator_url(trained_model: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 def test_an_uploaded_voice_note_shows_the_transcript_the_bot_used(simulator_url: str) -> None:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=require_program("chromium", "chromium"),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with headless_chromium() as browser:
         page = browser.new_page(viewport={"width": 460, "height": 900})
         page.goto(simulator_url)
         page.fill("#number", "5561977770001")
@@ -114,7 +109,6 @@ def test_an_uploaded_voice_note_shows_the_transcript_the_bot_used(simulator_url:
         # The chat redraws every 0.7 s: the line stays under the voice note.
         page.wait_for_timeout(2_000)
         assert page.inner_text(".bubble.user .transcript") == text
-        browser.close()
 
 
 def fake_microphone(clip: Path, wav: Path) -> Path:
@@ -145,20 +139,13 @@ def test_a_voice_note_recorded_with_the_microphone_is_heard_and_answered(
 ) -> None:
     wav = fake_microphone(CLIP, tmp_path / "bom_dia.wav")
     number = "5561977770002"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=require_program("chromium", "chromium"),
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                # A microphone that plays the clip once, with no permission prompt.
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={wav}%noloop",
-            ],
-        )
+    # A microphone that plays the clip once, with no permission prompt.
+    microphone = (
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}%noloop",
+    )
+    with headless_chromium(*microphone) as browser:
         context = browser.new_context(
             permissions=["microphone"], viewport={"width": 460, "height": 900}
         )
@@ -191,4 +178,3 @@ def test_a_voice_note_recorded_with_the_microphone_is_heard_and_answered(
         assert "bom dia" in text.lower()
         page.wait_for_selector(".bubble.bot .list-open", timeout=60_000)
         assert "Prefeitura de Nova Aurora" in page.inner_text(".bubble.bot")
-        browser.close()

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
+from tests.support.browser import headless_chromium
 from tests.support.stack import ROOT, VENV_BIN, Proc, free_port, start_process, start_rasa
-from tests.support.system import require_program
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 ARTIFACTS = ROOT / "artifacts"
@@ -66,13 +66,8 @@ def simulator_url(trained_model: Path, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture
 def page() -> Iterator[Page]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=require_program("chromium", "chromium"),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with headless_chromium() as browser:
         yield browser.new_page(viewport={"width": 800, "height": 900})
-        browser.close()
 
 
 def test_a_template_notification_arrives_in_the_chat_and_its_ticks_move_to_read(
