@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.addons.whatsapp import limits
+from bot.addons.whatsapp.inbound.identity import BSUID
 
 MISSING = 131008
 INVALID_VALUE = 131009
@@ -36,11 +37,10 @@ TITLES = {
     INVALID_PARAMETER: "Invalid parameter",
 }
 PHONE_RE = re.compile(r"^\+?\d{6,15}$")
-BSUID_RE = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
 
 
 def _is_bsuid(value: Any) -> bool:
-    return isinstance(value, str) and BSUID_RE.match(value) is not None
+    return isinstance(value, str) and BSUID.match(value) is not None
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import re
 import time
 import uuid
 from typing import Any
+
+from bot.addons.whatsapp.inbound.identity import BSUID
 
 WABA_ID = "100000000000001"
 DISPLAY_PHONE_NUMBER = "15550001111"
@@ -43,11 +44,9 @@ def envelope(phone_number_id: str, value: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-BSUID_RE = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
-
-
 def is_bsuid(value: str) -> bool:
-    return BSUID_RE.match(value) is not None
+    """Whether ``value`` is a business-scoped user id, by the channel's own rule."""
+    return BSUID.match(value) is not None
 
 
 def message_webhook(
