@@ -7,7 +7,10 @@ that only sends webhooks and times their acks) sends citizens' messages at a fix
 then the load generator runs a closed loop of citizens for the answer throughput. During a
 flood segment a third process (``python -m bench.flood``) keeps connections to the ingress
 busy with hostile requests (compressed, unsigned, forged signature, oversized, deeply
-nested), each sent as soon as the last one was answered: the ingress's maximum rate.
+nested), each sent as soon as the last one was answered: the ingress's maximum rate. The
+ingress answers each of them ``WPP_REFUSAL_DELAY_MS`` (1 s) late (``inbound/tarpit.py``), so
+that rate is the flood's connections a second; 64 is what one address can hold through
+``deploy/nginx.conf`` (``limit_conn``).
 
 The flood process runs at ``nice 10``: in production the attacker's CPU is not the server's,
 so here its own work must not take the CPU the stack needs; what the ingress spends on
@@ -18,7 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
+import urllib.request
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -41,7 +46,7 @@ if TYPE_CHECKING:
     from bench.__main__ import Context
 
 TARGET = 1.2  # flood/calm ack p99 at most, calm/flood throughput at most
-FLOOD_CONNECTIONS = 8
+FLOOD_CONNECTIONS = 64  # what deploy/nginx.conf lets one address hold
 FLOOD_NICE = 10
 
 
@@ -160,6 +165,15 @@ def summary(segments: list[dict[str, Any]], per_round: int) -> dict[str, Any]:
     }
 
 
+def refusals(url: str) -> dict[str, int]:
+    """How the server answered its refusals before authentication (``delayed`` by the
+    tarpit, or ``at_once`` beyond its hold limit), from its ``/metrics``."""
+    with urllib.request.urlopen(f"{url}/webhooks/whatsapp/metrics", timeout=10) as answer:
+        text = answer.read().decode("utf-8")
+    found = re.findall(r'^whatsapp_webhook_refusals_total\{answered="(\w+)"\} (\d+)$', text, re.M)
+    return {answered: int(count) for answered, count in found}
+
+
 def refused(statuses: dict[str, int]) -> bool:
     """Every hostile request got a 4xx or, for a body too large to read, a closed connection
     while it was still being sent; none was taken (2xx), failed the server (5xx) or went
@@ -197,7 +211,9 @@ class Chaos:
                     for _ in range(size.rounds)
                     for flood in order(ctx.smoke)
                 ]
+                held = refusals(door.url)
         result = summary(segments, len(order(ctx.smoke)))
+        result["flood"]["refusals"] = held
         for s in segments:
             s["acks"].pop("latencies_ms")  # pooled in the summary; too long for results.json
         result["rounds"] = size.rounds
@@ -211,6 +227,10 @@ class Chaos:
             f"chaos: throughput under the flood >= calm/{TARGET}": result["throughput_ratio"]
             >= 1 / TARGET,
             "chaos: every hostile request refused (4xx, or reset mid-body)": refused(statuses),
+            "chaos: every refusal held by the tarpit, none at once": set(
+                result["flood"].get("refusals", {})
+            )
+            == {"delayed"},
             "chaos: every citizen's message answered": result["unanswered"] == 0
             and result["failures"] == 0,
         }
@@ -218,11 +238,13 @@ class Chaos:
     def rows(self, result: dict[str, Any]) -> list[str]:
         calm, flood = result["calm"], result["flood"]
         outcomes = ", ".join(f"{n} × {status}" for status, n in flood["statuses"].items())
+        held = ", ".join(f"{n} {how}" for how, n in sorted(flood.get("refusals", {}).items()))
         return [
             f"| Chaos: citizens while hostile requests flood the ingress ({flood['rate_per_s']:g}/s"
             f" of compressed, unsigned, forged, oversized and nested bodies, {outcomes};"
-            f" {flood['connections']} connections at nice {flood['nice']}; calm and flood"
-            f" alternating) | ack p99 {flood['ack_p99_ms']} ms, {flood['throughput_per_s']}/s |"
+            f" {flood['connections']} connections at nice {flood['nice']}; each refusal held"
+            f" by the ingress's tarpit: {held}; calm and flood alternating) |"
+            f" ack p99 {flood['ack_p99_ms']} ms, {flood['throughput_per_s']}/s |"
             f" calm: ack p99 {calm['ack_p99_ms']} ms, {calm['throughput_per_s']}/s |"
             f" ack p99 **{result['ack_p99_ratio']}** (rounds:"
             f" {', '.join(str(r) for r in result['round_ack_ratios'])}); throughput"

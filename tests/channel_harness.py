@@ -112,6 +112,9 @@ def settings(**overrides: Any) -> WhatsAppSettings:
         # FakeAgent's gates are the test loop's; test_turn_thread.py covers the thread.
         "turn_thread": False,
         "proactive_db_url": "sqlite://",  # in memory: no proactive.db left behind
+        # Refusals held 1 ms, not 1 s: the tarpit's path (held, then closed) at test speed;
+        # tests/chaos/test_tarpit.py holds them for real.
+        "refusal_delay_ms": 1,
     }
     values.update(overrides)
     return WhatsAppSettings(**values)

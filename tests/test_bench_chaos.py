@@ -4,11 +4,13 @@ ingress, and the figure is computed from the run's own segments."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
-from bench.chaos import STAGE, summary
+from bench.chaos import FLOOD_CONNECTIONS, STAGE, summary
 from bench.flood import Flood
 from tests.channel_harness import serve_channel
+from tests.support.stack import ROOT
 from tests.test_ingress import eventually, serve_ingress
 
 KINDS = {"compressed", "unsigned", "bad_signature", "oversized", "nested"}
@@ -57,6 +59,7 @@ def test_the_figure_pools_each_condition_and_reports_each_round() -> None:
         segment(False, 4.0, 2.0),
     ]
     result = summary(segments, per_round=4)
+    result["flood"]["refusals"] = {"delayed": 12000}  # read from the ingress's /metrics
     assert result["calm"] == {
         "acks": 80,
         "ack_p99_ms": 4.0,
@@ -74,9 +77,11 @@ def test_the_figure_pools_each_condition_and_reports_each_round() -> None:
         "chaos: ack p99 under the flood <= 1.2x calm": False,
         "chaos: throughput under the flood >= calm/1.2": True,
         "chaos: every hostile request refused (4xx, or reset mid-body)": True,
+        "chaos: every refusal held by the tarpit, none at once": True,
         "chaos: every citizen's message answered": True,
     }
     [row] = STAGE.rows(result)
+    assert "each refusal held by the ingress's tarpit: 12000 delayed;" in row
     assert (
         "(300/s of compressed, unsigned, forged, oversized and nested bodies, 12000 × 403;" in row
     )
@@ -103,3 +108,21 @@ def test_a_hostile_request_taken_failed_or_unanswered_fails_the_figure() -> None
     only_resets["flood"]["statuses"] = {"oversized": {"reset": 10}}
     result = summary([segment(False, 1.0, 2.0), only_resets], per_round=2)
     assert STAGE.checks(result)[REFUSED] is False  # the ingress must have answered something
+
+
+TARPIT = "chaos: every refusal held by the tarpit, none at once"
+
+
+def test_refusals_answered_at_once_or_not_counted_fail_the_figure() -> None:
+    result = summary([segment(False, 1.0, 2.0), segment(True, 1.0, 2.0, hostile=10)], 2)
+    assert STAGE.checks(result)[TARPIT] is False  # no count read from the ingress
+    result["flood"]["refusals"] = {"delayed": 8, "at_once": 2}
+    assert STAGE.checks(result)[TARPIT] is False
+    result["flood"]["refusals"] = {"delayed": 10}
+    assert STAGE.checks(result)[TARPIT] is True
+
+
+def test_the_flood_has_as_many_connections_as_nginx_lets_one_address_hold() -> None:
+    conf = (ROOT / "deploy" / "nginx.conf").read_text(encoding="utf-8")
+    limit = re.search(r"limit_conn webhook_clients (\d+);", conf)
+    assert limit is not None and int(limit.group(1)) == FLOOD_CONNECTIONS

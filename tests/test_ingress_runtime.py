@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.flood import Flood
+from bench.flood import Flood, answer_of
 from bot.addons.whatsapp import limits
 from bot.addons.whatsapp.config import WhatsAppSettings
 from bot.addons.whatsapp.inbound.signature import RELAY_SIGNATURE_HEADER, relay_signature, sign
@@ -76,12 +76,17 @@ async def served(app: web.Application) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def ingress_before_rasa() -> AsyncIterator[tuple[str, RasaStandIn, aiohttp.ClientSession]]:
+async def ingress_before_rasa(
+    refusal_delay_ms: int = 1,
+) -> AsyncIterator[tuple[str, RasaStandIn, aiohttp.ClientSession]]:
+    """The ingress in front of a stand-in for rasa run; refusals before authentication
+    held ``refusal_delay_ms`` (1 ms: the tarpit's path at test speed; 0: off)."""
     rasa = RasaStandIn()
     rasa_app = web.Application()
     rasa_app.router.add_post("/webhooks/whatsapp/relay", rasa.relay)
     async with served(rasa_app) as rasa_url:
-        ingress = Ingress(WhatsAppSettings.from_credentials({}, ENV), rasa_url)
+        env = {**ENV, "WPP_REFUSAL_DELAY_MS": str(refusal_delay_ms)}
+        ingress = Ingress(WhatsAppSettings.from_credentials({}, env), rasa_url)
         async with served(ingress.app()) as url, aiohttp.ClientSession() as http:
             yield url, rasa, http
 
@@ -182,10 +187,12 @@ async def test_a_body_declared_over_the_limit_is_refused_before_it_is_sent() -> 
         writer.close()
 
 
-async def test_a_small_refused_body_is_read_past_and_the_connection_kept() -> None:
+async def test_with_the_tarpit_off_a_small_refused_body_is_read_past_and_the_connection_kept() -> (
+    None
+):
     unsigned = text_webhook("wamid.RTK", "oi")
     request = post_head(unsigned) + b"\r\n\r\n" + unsigned
-    async with ingress_before_rasa() as (url, rasa, _):
+    async with ingress_before_rasa(refusal_delay_ms=0) as (url, rasa, _):
         host, port = url.removeprefix("http://").split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
         for _ in range(2):  # the second on the same connection
@@ -196,3 +203,26 @@ async def test_a_small_refused_body_is_read_past_and_the_connection_kept() -> No
             assert await reader.readexactly(length) == b'{"error": "signature_missing"}'
         writer.close()
         assert rasa.taken == []
+
+
+async def test_a_forged_webhook_is_held_then_closed_and_a_signed_one_is_not() -> None:
+    forged_body = text_webhook("wamid.RTF", "oi")
+    forged = post_head(forged_body, forged_signature(forged_body)) + b"\r\n\r\n" + forged_body
+    async with ingress_before_rasa(refusal_delay_ms=600) as (url, rasa, http):
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        writer.write(forged)
+        refusal = asyncio.create_task(answer_of(reader))
+        await asyncio.sleep(0.05)
+        body = text_webhook("wamid.RTS", "oi")
+        headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(SECRET, body)}
+        signed = await http.post(f"{url}/webhooks/whatsapp/webhook", data=body, headers=headers)
+        assert signed.status == 200 and not refusal.done()  # never behind a held refusal
+        assert await refusal == (403, False)  # then answered, "Connection: close"
+        assert loop.time() - started >= 0.6
+        assert await reader.read() == b""  # and closed
+        writer.close()
+        await wait_until_taken(rasa, 1)
+        assert [m["wamid"] for m in rasa.taken] == ["wamid.RTS"]

@@ -11,7 +11,9 @@ import os
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,6 +35,9 @@ class Upstream:
     name: str
     seen: list[tuple[str, str, int]] = field(default_factory=list)  # method, path, body size
     server: ThreadingHTTPServer | None = None
+    # A request with "hold" in its path is answered once this is set (the ingress holding
+    # a refusal, or slow).
+    release: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> int:
         upstream = self
@@ -42,6 +47,8 @@ class Upstream:
                 size = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(size)
                 upstream.seen.append((self.command, self.path, size))
+                if "hold" in self.path:
+                    upstream.release.wait(30)
                 body = f"{upstream.name} {self.path}".encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
@@ -200,6 +207,25 @@ def test_any_content_encoding_on_the_webhook_is_refused(proxy: Proxy, encoding: 
     )
     assert status == 415
     assert len(proxy.webhook.seen) == before
+
+
+def test_one_client_holds_at_most_64_webhook_requests_at_once(proxy: Proxy) -> None:
+    limit = int(re.search(r"limit_conn webhook_clients (\d+);", CONF).group(1))  # type: ignore[union-attr]
+    assert limit == 64
+    path = "/webhooks/whatsapp/webhook?hold"
+    before = len(proxy.webhook.seen)
+    proxy.webhook.release.clear()
+    with ThreadPoolExecutor(limit) as pool:
+        held = [pool.submit(proxy.request, "POST", path, b"{}") for _ in range(limit)]
+        deadline = time.monotonic() + 10
+        while len(proxy.webhook.seen) - before < limit and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(proxy.webhook.seen) - before == limit  # all 64 reached the ingress
+        assert proxy.request("POST", path, b"{}")[0] == 429  # the 65th, at once, by nginx
+        assert len(proxy.webhook.seen) - before == limit
+        proxy.webhook.release.set()
+        assert [f.result()[0] for f in held] == [200] * limit
+    assert proxy.request("POST", path, b"{}")[0] == 200  # released: the client is served again
 
 
 def test_metrics_and_the_relay_are_on_the_internal_port_only(proxy: Proxy) -> None:

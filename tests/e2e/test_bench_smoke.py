@@ -98,6 +98,9 @@ def test_the_benchmark_smoke_run_completes_and_loses_nothing(
     }
     assert results["checks"]["chaos: every hostile request refused (4xx, or reset mid-body)"]
     assert results["checks"]["chaos: every citizen's message answered"]
+    # Every refusal held by the ingress's tarpit (64 connections, under its hold limit).
+    assert set(chaos["flood"]["refusals"]) == {"delayed"}
+    assert results["checks"]["chaos: every refusal held by the tarpit, none at once"]
     assert chaos["citizen_statuses"] == {"200": 40}
     assert chaos["calm"]["messages"] == chaos["flood"]["messages"] == 10
     assert "| Chaos: citizens while hostile requests flood the ingress" in markdown

@@ -285,7 +285,7 @@ class WhatsAppInput(InputChannel):
         @bp.route("/webhook", methods=["GET"])
         async def verify(request: Request) -> HTTPResponse:
             _skip_cors(request)
-            return _respond(self.intake.verify(request.args))
+            return _respond(await self.intake.held(self.intake.verify(request.args)))
 
         @bp.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
@@ -293,10 +293,10 @@ class WhatsAppInput(InputChannel):
             # Sanic never decompresses, and has read at most REQUEST_MAX_SIZE bytes.
             refused = self.intake.refuse_encoded(request.headers)
             if refused is not None:
-                return _respond(refused)
-            return _respond(
-                await self.intake.receive(request.body or b"", request.headers, request.args)
-            )
+                return _respond(await self.intake.held(refused))
+            body = request.body or b""
+            reply = await self.intake.receive(body, request.headers, request.args)
+            return _respond(await self.intake.held(reply))
 
         @bp.route("/relay", methods=["POST"])
         async def relay(request: Request) -> HTTPResponse:

@@ -41,6 +41,9 @@ class Metrics:
     statuses: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
     rejected_requests: Counter[str] = field(default_factory=Counter)
+    # Refusals before authentication by how they were answered: "delayed" (held
+    # WPP_REFUSAL_DELAY_MS) or "at_once" (WPP_REFUSAL_HOLD_MAX already held).
+    refusals_delayed: Counter[str] = field(default_factory=Counter)
     messages_sent: int = 0
     send_retries: int = 0
     latency_buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
@@ -132,6 +135,12 @@ class Metrics:
             "Webhook requests refused by reason.",
             "reason",
             self.rejected_requests,
+        )
+        by_label(
+            "whatsapp_webhook_refusals_total",
+            "Webhook refusals before authentication by how they were answered (delayed, at_once).",
+            "answered",
+            self.refusals_delayed,
         )
         by_label(
             "whatsapp_webhook_fields_total",

@@ -45,6 +45,7 @@ from bot.addons.whatsapp.inbound.signature import (
     signature_matches,
     token_matches,
 )
+from bot.addons.whatsapp.inbound.tarpit import Tarpit
 from bot.addons.whatsapp.inbound.triage import Triage
 from bot.addons.whatsapp.logs import ThrottledLog, mask_id
 from bot.addons.whatsapp.metrics import Metrics
@@ -106,6 +107,8 @@ class Intake:
         # Anyone can send refused requests (401, 403, 413, 503 …) by the thousand: one
         # line per reason per interval, every one counted in the metrics.
         self.refusals = ThrottledLog(log=logger)
+        # ... and answered late (tarpit.py), so a flood of them costs time, not CPU.
+        self.tarpit = Tarpit(settings.refusal_delay_ms / 1000, settings.refusal_hold_max, metrics)
         self.state = state or create_state(settings.redis_url, settings.channel_retention_seconds)
         self.triage = Triage(settings, metrics, self.state)
         metrics.queue_depth = lambda: sink.depth
@@ -116,6 +119,12 @@ class Intake:
         suffix = f": {detail}" if detail else ""
         self.refusals.warn(reason, "Webhook refused (%d %s)%s", status, reason, suffix)
         return Reply(status, {"error": reason})
+
+    async def held(self, reply: Reply) -> Reply:
+        """``reply``, after the tarpit's delay when it refuses an unauthenticated request."""
+        if self.tarpit.applies(reply.status):
+            await self.tarpit.hold()
+        return reply
 
     # --- GET /webhook: Meta's subscription handshake -------------------------------
 

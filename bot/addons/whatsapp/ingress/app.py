@@ -181,24 +181,42 @@ class Ingress:
         return web.json_response({"status": "ok"})
 
     async def _verify(self, request: web.Request) -> web.Response:
-        return _respond(self.intake.verify(request.query))
+        reply = self.intake.verify(request.query)
+        if not self.intake.tarpit.applies(reply.status):
+            return _respond(reply)
+        return await self._refuse(request, reply, declared=0)
 
     async def _receive(self, request: web.Request) -> web.Response:
         # Before reading: aiohttp decompresses as it reads, and reads up to client_max_size.
         refused = self.intake.refuse_unread(request.headers, request.query, request.content_length)
-        if refused is None:
-            body = await request.read()
-            return _respond(await self.intake.receive(body, request.headers, request.query))
-        response = _respond(refused)
-        declared = request.content_length
-        if declared is None or declared > UNREAD_DISCARD_MAX_BYTES:
-            # aiohttp would read the rest only to discard it (~2.5 ms of CPU per 3 MiB, for up
-            # to 10 s): a flood of large bodies would take the ingress's CPU. Answer, close.
+        if refused is not None:
+            return await self._refuse(request, refused, request.content_length)
+        reply = await self.intake.receive(await request.read(), request.headers, request.query)
+        if not self.intake.tarpit.applies(reply.status):
+            return _respond(reply)
+        return await self._refuse(request, reply, declared=0)  # read: nothing of it is left
+
+    async def _refuse(
+        self, request: web.Request, reply: Reply, declared: int | None
+    ) -> web.Response:
+        """A refusal before authentication: held by the tarpit, then answered.
+
+        The connection is closed after it when the tarpit is on (the client waits for its
+        next refusal on a new connection), and when ``declared`` is an unread body larger
+        than ``UNREAD_DISCARD_MAX_BYTES``: aiohttp would read the rest only to discard it
+        (~2.5 ms of CPU per 3 MiB, for up to 10 s), so a flood of large bodies would take
+        the ingress's CPU. A small unread body is otherwise discarded, unparsed, and the
+        connection kept.
+        """
+        await self.intake.tarpit.hold()
+        response = _respond(reply)
+        large = declared is None or declared > UNREAD_DISCARD_MAX_BYTES
+        if self.intake.tarpit.closes or large:
             response.force_close()  # "Connection: close", so the client opens a new one
             await response.prepare(request)
             await response.write_eof()
             request.protocol.force_close()  # the answer is flushed before the socket closes
-        return response  # a small unread body is discarded, unparsed, and the connection kept
+        return response
 
     async def _health(self, request: web.Request) -> web.Response:
         accepting = self.relay.accepting
