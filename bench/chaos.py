@@ -8,9 +8,9 @@ then the load generator runs a closed loop of citizens for the answer throughput
 flood segment a third process (``python -m bench.flood``) keeps connections to the ingress
 busy with hostile requests (compressed, unsigned, forged signature, oversized, deeply
 nested), each sent as soon as the last one was answered: the ingress's maximum rate. The
-ingress answers each of them ``WPP_REFUSAL_DELAY_MS`` (1 s) late (``inbound/tarpit.py``), so
-that rate is the flood's connections a second; 64 is what one address can hold through
-``deploy/nginx.conf`` (``limit_conn``).
+ingress answers each of them about ``WPP_REFUSAL_DELAY_MS`` (1 s) late
+(``inbound/tarpit.py``), so that rate is about the flood's connections a second; 64 is what
+one address can hold through ``deploy/nginx.conf`` (``limit_conn``).
 
 The flood process runs at ``nice 10``: in production the attacker's CPU is not the server's,
 so here its own work must not take the CPU the stack needs; what the ingress spends on
@@ -43,7 +43,7 @@ from tests.support.stack import (
 )
 
 if TYPE_CHECKING:
-    from bench.__main__ import Context
+    from bench.stages import Context
 
 TARGET = 1.2  # flood/calm ack p99 at most, calm/flood throughput at most
 FLOOD_CONNECTIONS = 64  # what deploy/nginx.conf lets one address hold

@@ -221,7 +221,7 @@ async def test_a_forged_webhook_is_held_then_closed_and_a_signed_one_is_not() ->
         signed = await http.post(f"{url}/webhooks/whatsapp/webhook", data=body, headers=headers)
         assert signed.status == 200 and not refusal.done()  # never behind a held refusal
         assert await refusal == (403, False)  # then answered, "Connection: close"
-        assert loop.time() - started >= 0.6
+        assert loop.time() - started >= 0.3  # held 0.5 to 1.5 times the delay
         assert await reader.read() == b""  # and closed
         writer.close()
         await wait_until_taken(rasa, 1)
