@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from tests.support.stack import (
     start_action_server,
     start_process,
     start_rasa,
+    wait_ready,
     write_endpoints,
 )
 from tests.support.threaded import InThread
@@ -117,7 +119,10 @@ class Billing:
                 ports["knowledge"],
             ),
             start_action_server(ports["actions"], knowledge_env),
+            ExitStack() as started,
         ):
+            # Both started at once (the count does not depend on load): one start's wait.
+            runs = {}
             for label, merge, tag in (("after", "true", "1"), ("before", "false", "2")):
                 env = {
                     **ctx.env,
@@ -125,15 +130,21 @@ class Billing:
                     "WPP_API_BASE_URL": graph.url,
                     "WPP_MERGE_TEXT_BUTTONS": merge,
                 }
-                with start_rasa(
-                    free_port(),
-                    env,
-                    credentials=ROOT / "credentials.yml",
-                    endpoints=endpoints,
-                    model=ctx.model,
-                    name=f"bench-billing-{label}",
-                ) as rasa:
-                    result[label] = ask_all(rasa.url, generator, graph, questions, tag)
+                rasa = started.enter_context(
+                    start_rasa(
+                        free_port(),
+                        env,
+                        credentials=ROOT / "credentials.yml",
+                        endpoints=endpoints,
+                        model=ctx.model,
+                        name=f"bench-billing-{label}",
+                        wait=False,
+                    )
+                )
+                runs[label] = (rasa, merge, tag)
+            for label, (rasa, merge, tag) in runs.items():
+                wait_ready(rasa)
+                result[label] = ask_all(rasa.url, generator, graph, questions, tag)
                 print(f"  {label} (WPP_MERGE_TEXT_BUTTONS={merge}): {result[label]}", flush=True)
         after, before = result["after"]["per_answered"], result["before"]["per_answered"]
         result["ratio"] = round(after / before, 3) if after and before else None

@@ -83,10 +83,12 @@ def cloud_stack(
     name: str,
     env: dict[str, str] | None = None,
     extra_args: Sequence[str] = (),
+    credentials: Path = ROOT / "credentials.yml",
 ) -> Iterator[WhatsAppStack]:
     """`rasa run` with the Cloud API channel pointed at a fake Graph API in a thread
     (``env``: extra settings, e.g. ``WPP_QUEUE_SIZE``; ``extra_args``: more ``rasa run``
-    options, e.g. ``--enable-api``)."""
+    options, e.g. ``--enable-api``; ``credentials``: another channel list, e.g. with
+    Rasa's REST channel too)."""
     fake = FakeGraph(token=E2E_SECRETS["WPP_AUTHORIZATION_TOKEN"])
     with InThread(lambda: running_graph(fake)) as graph:
         env = {
@@ -98,7 +100,7 @@ def cloud_stack(
         with start_rasa(
             free_port(),
             env,
-            credentials=ROOT / "credentials.yml",
+            credentials=credentials,
             endpoints=endpoints,
             model=model,
             name=name,
@@ -107,10 +109,25 @@ def cloud_stack(
             yield WhatsAppStack(rasa, graph)
 
 
+# The shared stack's tokens: Rasa's HTTP API and the notify API.
+API_TOKEN = "e2e-rasa-api-token"
+NOTIFY_TOKEN = "e2e-notify-token"
+
+
 @pytest.fixture(scope="session")
 def whatsapp_stack(
     trained_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[WhatsAppStack]:
-    endpoints = write_endpoints(tmp_path_factory.mktemp("e2e") / "endpoints.yml", None)
-    with cloud_stack(trained_model, endpoints, "rasa-whatsapp-e2e") as stack:
+    """One `rasa run` for every module that needs no setting of its own (each start costs
+    about 40 s of the CI budget): the channel's defaults, no action server, Rasa's HTTP API
+    (``--enable-api``, ``API_TOKEN``), the notify API (``NOTIFY_TOKEN``) and a proactive
+    database of its own. Each module writes as numbers of its own."""
+    folder = tmp_path_factory.mktemp("e2e")
+    endpoints = write_endpoints(folder / "endpoints.yml", None)
+    env = {
+        "WPP_NOTIFY_TOKEN": NOTIFY_TOKEN,
+        "WPP_PROACTIVE_DB_URL": f"sqlite:///{folder / 'proactive.db'}",
+    }
+    args = ["--enable-api", "--auth-token", API_TOKEN]
+    with cloud_stack(trained_model, endpoints, "rasa-whatsapp-e2e", env, args) as stack:
         yield stack

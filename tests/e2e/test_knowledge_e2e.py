@@ -24,7 +24,6 @@ from tests.support.stack import (
     free_port,
     start_action_server,
     start_process,
-    start_rasa,
     write_endpoints,
 )
 from tests.whatsapp_fixtures import fixture
@@ -35,9 +34,13 @@ RESPONSES = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))["r
 
 @dataclass
 class KnowledgeStack:
+    """One `rasa run` with Rasa's REST channel and the WhatsApp channel (a fake Graph API),
+    the action server and the knowledge service: one start of `rasa run` for the module."""
+
     rasa: Proc
     knowledge: Proc
-    endpoints: Path  # the action server's, for a WhatsApp `rasa run` on the same services
+    actions: Proc
+    wa: WhatsAppStack
 
     def say(self, sender: str, text: str) -> list[str]:
         request = urllib.request.Request(
@@ -60,40 +63,29 @@ def stack(
     trained_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[KnowledgeStack]:
     folder = tmp_path_factory.mktemp("knowledge-e2e")
-    ports = {name: free_port() for name in ("knowledge", "actions", "rasa")}
+    ports = {name: free_port() for name in ("knowledge", "actions")}
     env = {
         "KNOWLEDGE_API_URL": f"http://127.0.0.1:{ports['knowledge']}/ask",
         "KNOWLEDGE_TIMEOUT": "3",
     }
     credentials = folder / "credentials.yml"
-    credentials.write_text("rest:\n", encoding="utf-8")
+    credentials.write_text("rest:\nbot.addons.whatsapp.WhatsAppInput:\n", encoding="utf-8")
     endpoints = write_endpoints(folder / "endpoints.yml", ports["actions"])
     py = str(VENV_BIN / "python")
-    procs: list[Proc] = []
-    try:
-        knowledge = start_process(
+    with (
+        start_process(
             "knowledge-e2e",
             [py, "-m", "knowledge", "--port", str(ports["knowledge"])],
             env,
             f"http://127.0.0.1:{ports['knowledge']}/health",
             ports["knowledge"],
-        )
-        procs.append(knowledge)
-        procs.append(start_action_server(ports["actions"], env))
-        procs.append(
-            start_rasa(
-                ports["rasa"],
-                env,
-                credentials=credentials,
-                endpoints=endpoints,
-                model=trained_model,
-                name="rasa-knowledge-e2e",
-            )
-        )
-        yield KnowledgeStack(procs[-1], knowledge, endpoints)
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
+        ) as knowledge,
+        start_action_server(ports["actions"], env) as actions,
+        cloud_stack(
+            trained_model, endpoints, "rasa-knowledge-e2e", env=env, credentials=credentials
+        ) as wa,
+    ):
+        yield KnowledgeStack(wa.rasa, knowledge, actions, wa)
 
 
 def test_a_question_gets_the_documents_answer_then_the_feedback_question(
@@ -129,7 +121,7 @@ def settled_sent(stack: WhatsAppStack, to: str, count: int) -> list[dict[str, An
 
 
 def test_on_whatsapp_an_answer_and_its_feedback_buttons_are_one_billed_message(
-    stack: KnowledgeStack, trained_model: Path
+    stack: KnowledgeStack,
 ) -> None:
     """Each message is billed since October 2026: the answer and "Essa resposta ajudou?"
     go out as one interactive message, no filler; its Sim button and a 👍 on it still
@@ -139,36 +131,36 @@ def test_on_whatsapp_an_answer_and_its_feedback_buttons_are_one_billed_message(
         {"type": "reply", "reply": {"id": b["payload"], "title": b["title"]}}
         for b in question["buttons"]
     ]
-    with cloud_stack(trained_model, stack.endpoints, "rasa-knowledge-whatsapp-e2e") as wa:
-        sender = "5561922220001"
-        ask = text_webhook("wamid.KW.ask", "como pago o iptu atrasado?", sender)
-        assert wa.post_webhook(ask) == 200
-        (answer,) = settled_sent(wa, sender, 1)
-        assert answer["type"] == "interactive"
-        assert answer["interactive"]["type"] == "button"
-        assert answer["interactive"]["action"] == {"buttons": buttons}
-        body = answer["interactive"]["body"]["text"]
-        assert body.startswith("*IPTU atrasado e parcelamento de dívida*")
-        assert "https://www.novaaurora.example.gov.br/servicos/iptu" in body
-        assert body.endswith(f"\n\n{question['text']}")
+    wa = stack.wa
+    sender = "5561922220001"
+    ask = text_webhook("wamid.KW.ask", "como pago o iptu atrasado?", sender)
+    assert wa.post_webhook(ask) == 200
+    (answer,) = settled_sent(wa, sender, 1)
+    assert answer["type"] == "interactive"
+    assert answer["interactive"]["type"] == "button"
+    assert answer["interactive"]["action"] == {"buttons": buttons}
+    body = answer["interactive"]["body"]["text"]
+    assert body.startswith("*IPTU atrasado e parcelamento de dívida*")
+    assert "https://www.novaaurora.example.gov.br/servicos/iptu" in body
+    assert body.endswith(f"\n\n{question['text']}")
 
-        sim = {"type": "button_reply", "button_reply": {"id": "/affirm", "title": "Sim"}}
-        tap = citizen_event("inbound_interactive_button_reply", sender, "wamid.KW.sim")
-        tap["entry"][0]["changes"][0]["value"]["messages"][0]["interactive"] = sim
-        assert wa.post_webhook(tap) == 200
-        _, thanks = settled_sent(wa, sender, 2)
-        assert thanks["text"]["body"] == RESPONSES["utter_feedback_positive"][0]["text"]
+    sim = {"type": "button_reply", "button_reply": {"id": "/affirm", "title": "Sim"}}
+    tap = citizen_event("inbound_interactive_button_reply", sender, "wamid.KW.sim")
+    tap["entry"][0]["changes"][0]["value"]["messages"][0]["interactive"] = sim
+    assert wa.post_webhook(tap) == 200
+    _, thanks = settled_sent(wa, sender, 2)
+    assert thanks["text"]["body"] == RESPONSES["utter_feedback_positive"][0]["text"]
 
-        other = "5561922220002"
-        ask = text_webhook("wamid.KW.ask2", "como pago o iptu atrasado?", other)
-        assert wa.post_webhook(ask) == 200
-        wa.wait_for_sent(other, 1)
-        thumb = citizen_event("inbound_reaction_thumbs_up", other, "wamid.KW.thumb")
-        assert wa.post_webhook(thumb) == 200
-        bye = text_webhook("wamid.KW.bye", "tchau", other)
-        assert wa.post_webhook(bye) == 200  # one citizen's turns run in order
-        assert len(settled_sent(wa, other, 2)) == 2  # the reaction got no reply
-        assert 'whatsapp_reaction_feedback_total{feedback="positive"} 1' in wa.metrics()
+    other = "5561922220002"
+    ask = text_webhook("wamid.KW.ask2", "como pago o iptu atrasado?", other)
+    assert wa.post_webhook(ask) == 200
+    wa.wait_for_sent(other, 1)
+    thumb = citizen_event("inbound_reaction_thumbs_up", other, "wamid.KW.thumb")
+    assert wa.post_webhook(thumb) == 200
+    bye = text_webhook("wamid.KW.bye", "tchau", other)
+    assert wa.post_webhook(bye) == 200  # one citizen's turns run in order
+    assert len(settled_sent(wa, other, 2)) == 2  # the reaction got no reply
+    assert 'whatsapp_reaction_feedback_total{feedback="positive"} 1' in wa.metrics()
 
 
 def test_a_greeting_gets_the_greeting_without_asking_the_knowledge_service(
@@ -191,14 +183,12 @@ def test_with_the_knowledge_service_down_the_user_gets_an_apology(stack: Knowled
 
 
 def test_with_the_action_server_down_the_whatsapp_user_is_not_left_in_silence(
-    trained_model: Path, tmp_path: Path
+    stack: KnowledgeStack,
 ) -> None:
-    dead_actions = free_port()  # nothing listens: the action server is down
-    endpoints = write_endpoints(tmp_path / "endpoints.yml", dead_actions)
+    stack.actions.stop()  # nothing listens on its port any more
     question = text_webhook("wamid.NOACT", "como pago o iptu atrasado?", "5561933332222")
-    with cloud_stack(trained_model, endpoints, "rasa-no-actions") as stack:
-        assert stack.post_webhook(question) == 200
-        (reply,) = stack.wait_for_sent("5561933332222", 1)
+    assert stack.wa.post_webhook(question) == 200
+    (reply,) = stack.wa.wait_for_sent("5561933332222", 1)
     # Exactly the fallback: two of the bot's own responses also start with "Desculpe".
     assert reply == {
         "messaging_product": "whatsapp",

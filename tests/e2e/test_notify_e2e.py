@@ -6,34 +6,25 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import WhatsAppStack, cloud_stack
-from tests.support.stack import write_endpoints
+from tests.e2e.conftest import NOTIFY_TOKEN, WhatsAppStack
 from tests.test_notify import status_webhook
 from tests.test_webhook_http import text_webhook
 
 pytestmark = pytest.mark.e2e
 
-TOKEN = "e2e-notify-token"
+TOKEN = NOTIFY_TOKEN
 CITIZEN = "5561999990001"  # status_webhook's recipient
 STRANGER = "5561999990009"
 
 
 @pytest.fixture(scope="module")
-def stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WhatsAppStack]:
-    folder = tmp_path_factory.mktemp("notify")
-    endpoints = write_endpoints(folder / "endpoints.yml", None)
-    extra = {
-        "WPP_NOTIFY_TOKEN": TOKEN,
-        "WPP_PROACTIVE_DB_URL": f"sqlite:///{folder / 'proactive.db'}",
-    }
-    with cloud_stack(trained_model, endpoints, "rasa-notify-e2e", extra) as running:
-        yield running
+def stack(whatsapp_stack: WhatsAppStack) -> WhatsAppStack:
+    """The session's `rasa run`, whose notify API takes ``TOKEN``."""
+    return whatsapp_stack
 
 
 def call(stack: WhatsAppStack, method: str, path: str, body: Any = None) -> tuple[int, Any]:

@@ -7,32 +7,26 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.e2e.conftest import WhatsAppStack, cloud_stack
-from tests.support.stack import ROOT, write_endpoints
+from tests.e2e.conftest import API_TOKEN, WhatsAppStack
+from tests.support.stack import ROOT
 from tests.test_webhook_http import text_webhook
 
 pytestmark = pytest.mark.e2e
 
-AUTH_TOKEN = "e2e-rasa-api-token"
+AUTH_TOKEN = API_TOKEN
 CITIZEN = "5561999990021"
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
-def stack(trained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WhatsAppStack]:
-    folder = tmp_path_factory.mktemp("rasa-api")
-    endpoints = write_endpoints(folder / "endpoints.yml", None)
-    extra = {"WPP_PROACTIVE_DB_URL": f"sqlite:///{folder / 'proactive.db'}"}
-    args = ["--enable-api", "--auth-token", AUTH_TOKEN]
-    with cloud_stack(trained_model, endpoints, "rasa-api-e2e", extra, args) as running:
-        yield running
+def stack(whatsapp_stack: WhatsAppStack) -> WhatsAppStack:
+    """The session's `rasa run`, started with ``--enable-api --auth-token AUTH_TOKEN``."""
+    return whatsapp_stack
 
 
 def trigger(stack: WhatsAppStack, conversation: str, query: str, intent: str) -> tuple[int, Any]:
