@@ -40,7 +40,7 @@ from tests.support.stack import (
 from tests.support.threaded import InThread
 
 if TYPE_CHECKING:
-    from bench.__main__ import Context
+    from bench.stages import Context
 
 TEXT = "você é um robô?"  # the same turn as the other chat figures
 RATE = 40.0  # messages/s: the campaign's configured limit

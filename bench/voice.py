@@ -42,7 +42,7 @@ from tests.support.threaded import InThread
 from tests.test_voice import CLIP, OGG, text_webhook, voice_webhook
 
 if TYPE_CHECKING:
-    from bench.__main__ import Context
+    from bench.stages import Context
 
 SPEECH = ("bom_dia", "obrigado", "iptu_mumbled")  # the committed clips that hold speech
 TURN_CLIP = "bom_dia"  # heard right by Whisper base, above the confidence the stack sets

@@ -8,7 +8,8 @@ contact or conversation ▸ 404, a body missing what the API requires ▸ 422. E
 created (the citizen's forwarded ones, private notes, an agent's replies) and every status
 change is posted to ``webhook_url`` as Chatwoot posts it, signed when ``signing_secret`` is
 set. The agent's side (what a person does in Chatwoot's UI: answer, attach, resolve) is
-both a Python API (the tests) and a small JSON API under ``/api/agent/`` (the page).
+both a Python API (the tests) and a small JSON API under ``/api/agent/`` (the page:
+:mod:`simulator.agent_pane`).
 
 A message may also be created as ``multipart/form-data`` with files in ``attachments[]``
 (as Chatwoot's API takes them): each becomes an attachment whose ``data_url`` this fake
@@ -41,6 +42,7 @@ from aiohttp import web
 from bot.addons.whatsapp.handoff.webhook import chatwoot_signature
 from bot.addons.whatsapp.inbound.signature import token_matches
 from bot.addons.whatsapp.logs import mask_phone
+from simulator.agent_pane import AgentPane
 
 logger = logging.getLogger(__name__)
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "chatwoot"
@@ -447,68 +449,6 @@ class FakeChatwoot:
             }
         )
 
-    # --- the agent pane's JSON API (the simulator page; no token: a local tool) -------
-
-    async def pane_conversations(self, request: web.Request) -> web.Response:
-        """Every conversation, newest first, with its contact and messages."""
-        listed = []
-        for conversation in sorted(self.conversations.values(), key=lambda c: -c["id"]):
-            contact = self.contacts[conversation["contact_id"]]
-            listed.append(
-                {
-                    "id": conversation["id"],
-                    "status": conversation["status"],
-                    "webhook_status": conversation.get("webhook_status"),
-                    "contact": {k: contact[k] for k in ("name", "identifier", "phone_number")},
-                    "messages": conversation["messages"],
-                }
-            )
-        return web.json_response(
-            {"enabled": bool(self.token and self.webhook_url), "conversations": listed}
-        )
-
-    async def _pane_target(self, request: web.Request) -> tuple[dict[str, Any], int]:
-        body = await request.json()
-        if not isinstance(body, dict):
-            raise ValueError("the body must be a JSON object")
-        conversation_id = int(body.get("conversation_id", 0))
-        if conversation_id not in self.conversations:
-            raise LookupError(f"no conversation {conversation_id}")
-        return body, conversation_id
-
-    async def pane_reply(self, request: web.Request) -> web.Response:
-        """Answer as the agent: ``{conversation_id, content, attachment_url?, mime?}``."""
-        try:
-            body, conversation_id = await self._pane_target(request)
-        except LookupError as exc:
-            return web.json_response({"error": str(exc)}, status=404)
-        except ValueError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        content = str(body.get("content") or "")
-        link = str(body.get("attachment_url") or "")
-        if not content.strip() and not link:
-            return web.json_response({"error": "write a reply or attach a file"}, status=400)
-        if link.startswith("/"):  # a file uploaded to the simulator: WhatsApp needs a URL
-            link = self.url + link
-        message = await self.agent_reply(
-            conversation_id,
-            content,
-            [link] if link else None,
-            str(body.get("mime") or "image/png"),
-        )
-        return web.json_response(message)
-
-    async def pane_resolve(self, request: web.Request) -> web.Response:
-        """Resolve as the agent: ``{conversation_id}``."""
-        try:
-            _, conversation_id = await self._pane_target(request)
-        except LookupError as exc:
-            return web.json_response({"error": str(exc)}, status=404)
-        except ValueError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        await self.resolve(conversation_id)
-        return web.json_response({"id": conversation_id, "status": "resolved"})
-
     def add_routes(self, app: web.Application) -> None:
         """Chatwoot's API paths (behind its checks) and the pane's, on ``app``."""
         base = "/api/v1/accounts/{account}"
@@ -526,6 +466,4 @@ class FakeChatwoot:
             app.router.add_route(method, base + path, self.guarded(handler))
         # A file's link opens without the token, as Active Storage's redirect does.
         app.router.add_get("/rails/active_storage/blobs/redirect/{id}/{name}", self.download)
-        app.router.add_get("/api/agent/conversations", self.pane_conversations)
-        app.router.add_post("/api/agent/reply", self.pane_reply)
-        app.router.add_post("/api/agent/resolve", self.pane_resolve)
+        AgentPane(self).add_routes(app)

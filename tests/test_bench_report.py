@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-import bench.__main__ as bench_main
-from bench.__main__ import conversion, markdown, measure_conversion, rasa_env, tuning
+import bench.report as report
+from bench.__main__ import rasa_env
+from bench.report import conversion, markdown, measure_conversion, tuning
 from tests.support.stack import ROOT
 
 
@@ -104,7 +105,7 @@ def test_a_run_never_reports_a_conversion_file_an_earlier_run_left(
     stale.write_text(json.dumps(CONVERSION_JSON), encoding="utf-8")
     ran: list[list[str]] = []
     # The benchmark itself is not run here (it takes the CPU for a while): only its argv.
-    monkeypatch.setattr(bench_main.subprocess, "run", lambda argv, **_: ran.append(list(argv)))
+    monkeypatch.setattr(report.subprocess, "run", lambda argv, **_: ran.append(list(argv)))
     path = measure_conversion(tmp_path)
     assert not path.exists()  # the earlier file is gone before measuring
     assert f"--benchmark-json={path}" in ran[0]
@@ -146,17 +147,17 @@ def ack_in_rounds(ratios: list[float]) -> dict[str, Any]:
 
 def test_the_ack_figure_holds_only_if_every_round_holds() -> None:
     steady = {**results_json(), "ack": ack_in_rounds([1.1, 1.3, 1.0])}
-    assert bench_main.check(steady)["ack p99 busy/idle < 2 in every round"]
-    assert bench_main.check(steady)["ack p99 under burst < 15 ms in every round"]
+    assert report.check(steady)["ack p99 busy/idle < 2 in every round"]
+    assert report.check(steady)["ack p99 under burst < 15 ms in every round"]
     one_bad = {**results_json(), "ack": ack_in_rounds([1.1, 2.1, 1.0])}
-    assert not bench_main.check(one_bad)["ack p99 busy/idle < 2 in every round"]
-    assert bench_main.check(one_bad)["ack p99 under burst < 15 ms in every round"]
+    assert not report.check(one_bad)["ack p99 busy/idle < 2 in every round"]
+    assert report.check(one_bad)["ack p99 under burst < 15 ms in every round"]
     slow = {**results_json(), "ack": ack_in_rounds([1.1, 4.0, 1.0])}  # 16 ms in round 2
-    assert not bench_main.check(slow)["ack p99 under burst < 15 ms in every round"]
+    assert not report.check(slow)["ack p99 under burst < 15 ms in every round"]
 
 
 def test_the_ack_row_shows_every_round_and_the_worst_ratio() -> None:
-    row = bench_main.ack_row(ack_in_rounds([1.1, 2.1, 1.0]))
+    row = report.ack_row(ack_in_rounds([1.1, 2.1, 1.0]))
     assert row == (
         "| Webhook ack under a burst (3 rounds of 2000 at 200/s, bot saturated; acks timed by a"
         " process that only sends) | p99 4.4, 8.4, 4 ms (p50 1.5, 1.5, 1.5 ms; max 9.4 ms) |"
@@ -169,7 +170,7 @@ def test_a_run_from_before_the_rounds_reads_as_one_round() -> None:
     direct = (ROOT / "bench" / "results" / "direct.json").read_text("utf-8")
     legacy = json.loads(direct)["ack"]
     assert "rounds" not in legacy  # the committed --direct run predates the rounds
-    row = bench_main.ack_row(legacy)
+    row = report.ack_row(legacy)
     assert row.startswith(
         f"| Webhook ack under a burst (1 round of {legacy['busy']['sent']} at"
         f" {legacy['busy']['rate_per_s']:g}/s, bot saturated) |"

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 import bench.voice
-from bench.__main__ import Context, check, markdown
+from bench.report import check, markdown
+from bench.stages import Context
 from tests.support.stack import ROOT
 
 MEASURED: dict[str, Any] = {
