@@ -9,8 +9,9 @@ flood segment a third process (``python -m bench.flood``) keeps connections to t
 busy with hostile requests (compressed, unsigned, forged signature, oversized, deeply
 nested), each sent as soon as the last one was answered: the ingress's maximum rate. The
 ingress answers each of them about ``WPP_REFUSAL_DELAY_MS`` (1 s) late
-(``inbound/tarpit.py``), so that rate is about the flood's connections a second; 64 is what
-one address can hold through ``deploy/nginx.conf`` (``limit_conn``).
+(``inbound/tarpit.py``) and at most ``WPP_REFUSAL_RATE`` (20) a second in all, so that rate
+is about 20 a second; 64 connections is what one address can hold through
+``deploy/nginx.conf`` (``limit_conn``).
 
 The flood process runs at ``nice 10``: in production the attacker's CPU is not the server's,
 so here its own work must not take the CPU the stack needs; what the ingress spends on
@@ -93,16 +94,28 @@ def stop_flood(proc: Proc, counts: Path) -> dict[str, Any]:
     return result
 
 
-def segment(ctx: Context, target: str, size: Size, flood: bool) -> dict[str, Any]:
-    """Citizens' acks at a fixed rate, then a closed loop of citizens; under a flood or not."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def segment(ctx: Context, door: Proc, size: Size, flood: bool) -> dict[str, Any]:
+    """Citizens' acks at a fixed rate, then a closed loop of citizens; under a flood or not;
+    and the CPU the server at the door (the ingress) used meanwhile."""
+    target = door.url
     flooder = start_flood(target, ctx.out, ctx.env) if flood else None
+    started, used = time.monotonic(), cpu_seconds(door.popen.pid)
     try:
         acks = acked(ctx.acker, ctx.loadgen, target, size.ack_rate, size.ack_count, raw=True)
         spec = {"scenario": "closed", "target": target, "channel": "whatsapp", "text": TEXT}
         loop = call(ctx.loadgen, {**spec, "users": size.users, "messages": size.messages})
     finally:
+        used = cpu_seconds(door.popen.pid) - used
+        seconds = time.monotonic() - started
         hostile = stop_flood(*flooder) if flooder else None
-    return {"flood": hostile, "acks": acks, "closed": loop}
+    door_cpu = {"cpu_s": round(used, 3), "seconds": round(seconds, 2)}
+    return {"flood": hostile, "acks": acks, "closed": loop, "door": door_cpu}
 
 
 def pooled(segments: list[dict[str, Any]]) -> dict[str, Any]:
@@ -140,6 +153,12 @@ def summary(segments: list[dict[str, Any]], per_round: int) -> dict[str, Any]:
         for r in rounds
     ]
     ack_ratio, throughput_ratio = ratios(calm, flooded)
+    for condition, group in ((calm, False), (flooded, True)):
+        doors = [s["door"] for s in segments if (s["flood"] is not None) is group and "door" in s]
+        if doors:  # the door's CPU, as a share of one core
+            condition["door_cpu"] = round(
+                sum(d["cpu_s"] for d in doors) / sum(d["seconds"] for d in doors), 3
+            )
     return {
         "calm": calm,
         "flood": {
@@ -207,7 +226,7 @@ class Chaos:
                 spec = {"scenario": "closed", "target": door.url, "channel": "whatsapp"}
                 call(ctx.loadgen, {**spec, "text": TEXT, "users": size.users, "messages": 20})
                 segments = [
-                    segment(ctx, door.url, size, flood)
+                    segment(ctx, door, size, flood)
                     for _ in range(size.rounds)
                     for flood in order(ctx.smoke)
                 ]
@@ -239,11 +258,17 @@ class Chaos:
         calm, flood = result["calm"], result["flood"]
         outcomes = ", ".join(f"{n} × {status}" for status, n in flood["statuses"].items())
         held = ", ".join(f"{n} {how}" for how, n in sorted(flood.get("refusals", {}).items()))
+        door = (
+            f"; the ingress's CPU: {calm['door_cpu']:.1%} of a core calm,"
+            f" {flood['door_cpu']:.1%} flooded"
+            if "door_cpu" in calm and "door_cpu" in flood
+            else ""
+        )
         return [
             f"| Chaos: citizens while hostile requests flood the ingress ({flood['rate_per_s']:g}/s"
             f" of compressed, unsigned, forged, oversized and nested bodies, {outcomes};"
             f" {flood['connections']} connections at nice {flood['nice']}; each refusal held"
-            f" by the ingress's tarpit: {held}; calm and flood alternating) |"
+            f" by the ingress's tarpit: {held}; calm and flood alternating{door}) |"
             f" ack p99 {flood['ack_p99_ms']} ms, {flood['throughput_per_s']}/s |"
             f" calm: ack p99 {calm['ack_p99_ms']} ms, {calm['throughput_per_s']}/s |"
             f" ack p99 **{result['ack_p99_ratio']}** (rounds:"

@@ -115,6 +115,7 @@ def settings(**overrides: Any) -> WhatsAppSettings:
         # Refusals held 1 ms, not 1 s: the tarpit's path (held, then closed) at test speed;
         # tests/chaos/test_tarpit.py holds them for real.
         "refusal_delay_ms": 1,
+        "refusal_rate": 0,  # no answers-a-second bound: tests/chaos/test_tarpit.py has it
     }
     values.update(overrides)
     return WhatsAppSettings(**values)

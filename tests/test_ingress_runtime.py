@@ -85,7 +85,7 @@ async def ingress_before_rasa(
     rasa_app = web.Application()
     rasa_app.router.add_post("/webhooks/whatsapp/relay", rasa.relay)
     async with served(rasa_app) as rasa_url:
-        env = {**ENV, "WPP_REFUSAL_DELAY_MS": str(refusal_delay_ms)}
+        env = {**ENV, "WPP_REFUSAL_DELAY_MS": str(refusal_delay_ms), "WPP_REFUSAL_RATE": "0"}
         ingress = Ingress(WhatsAppSettings.from_credentials({}, env), rasa_url)
         async with served(ingress.app()) as url, aiohttp.ClientSession() as http:
             yield url, rasa, http

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -187,3 +188,42 @@ async def test_a_webhook_of_3_mb_as_meta_documents_is_accepted() -> None:
             assert len(body) > 2_990_000
             head = post_head(body, b"X-Hub-Signature-256: " + sign(APP_SECRET, body).encode())
             assert status_of(await raw_request(url, head, body)) == 200
+
+
+async def test_a_large_bodys_signature_is_checked_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The HMAC of a body over INLINE_HMAC_MAX_BYTES (~0.4 ms for 200 KB) runs on a worker
+    thread, so a flood of large forged bodies does not hold up other webhooks' acks; a
+    usual webhook's is checked on the loop (a thread hop would cost more than its HMAC)."""
+    from bot.addons.whatsapp.inbound import signature
+
+    threads: list[tuple[int, bool]] = []
+    real = signature.signature_matches
+
+    def recording(secret: str, body: bytes, header: str) -> bool:
+        threads.append((len(body), threading.get_ident() == loop_thread))
+        return real(secret, body, header)
+
+    monkeypatch.setattr(signature, "signature_matches", recording)
+    loop_thread = threading.get_ident()
+    small = json.dumps(text_webhook("wamid.SMALL", "oi")).encode()
+    large = b"[" * 100_000 + b"]" * 100_000
+    async with serve_channel() as rasa, serve_ingress(rasa.url) as ingress:
+        for body in (small, large):
+            forged = {"Content-Type": "application/json", "X-Hub-Signature-256": sign("x", body)}
+            answer = await ingress.http.post(
+                f"{ingress.url}/webhooks/whatsapp/webhook", data=body, headers=forged
+            )
+            assert answer.status == 403
+        signed = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": sign(APP_SECRET, small),
+        }
+        answer = await ingress.http.post(
+            f"{ingress.url}/webhooks/whatsapp/webhook", data=small, headers=signed
+        )
+        assert answer.status == 200
+    # Then rasa run checks the relay's signature (small, inline) on what was relayed.
+    assert threads[:3] == [(len(small), True), (len(large), False), (len(small), True)]
+    assert len(large) > signature.INLINE_HMAC_MAX_BYTES >= len(small)

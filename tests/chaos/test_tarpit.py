@@ -7,6 +7,7 @@ Over real HTTP on loopback, the ingress (aiohttp) and the channel as ``rasa run`
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 from bench.flood import Flood, answer_of
@@ -136,3 +137,29 @@ async def test_refusals_sent_together_do_not_come_back_together() -> None:
     assert min(answered) >= 0.2 - 0.01 and max(answered) <= 0.6 + 0.05
     assert max(answered) - min(answered) > 0.2  # spread over the window, not in step
     assert tarpit.metrics.refusals_delayed == {"delayed": 40} and tarpit.held == 0
+
+
+async def test_refusals_are_answered_no_faster_than_the_rate_in_all() -> None:
+    tarpit = Tarpit(delay=0.05, hold_max=100, metrics=Metrics(), rate=50)
+    loop = asyncio.get_running_loop()
+    answered: list[float] = []
+
+    async def refuse() -> None:
+        await tarpit.hold()
+        answered.append(loop.time())
+
+    await asyncio.gather(*(refuse() for _ in range(20)))
+    gaps = [b - a for a, b in itertools.pairwise(answered)]
+    assert min(gaps) >= 1 / 50 - 0.005  # one slot each, 20 ms apart
+    assert answered[-1] - answered[0] >= 19 / 50 - 0.01
+
+
+async def test_a_flood_with_many_connections_gets_no_more_than_the_rate() -> None:
+    seconds, connections, rate = 2.0, 32, 10
+    overrides = {"refusal_delay_ms": 200, "refusal_rate": rate}
+    async with serve_channel() as rasa, serve_ingress(rasa.url, **overrides) as ingress:
+        outcomes = await flood_for(ingress.url, seconds, connections)
+        held = ingress.ingress.intake.tarpit.held
+    # Without the rate, 32 connections at 0.1 to 0.3 s each would get over 200.
+    assert 0 < sum(outcomes.values()) <= rate * seconds + connections, outcomes
+    assert held <= connections

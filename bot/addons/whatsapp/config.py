@@ -83,10 +83,12 @@ class WhatsAppSettings:
     # One sender's share of the queue: more than a person types before the bot answers,
     # far less than the queue, so one flooding number cannot refuse everyone else.
     sender_queue_size: int = setting("WPP_SENDER_QUEUE_SIZE", 50, WHOLE, at_least=1)
-    # A request refused before authentication (401, 403, 413, 415) is answered this late,
-    # at most this many at once (inbound/tarpit.py): a flood pays in time, not in our CPU.
+    # A request refused before authentication (401, 403, 413, 415) is answered about this
+    # late, at most this many at once and at most this many a second (inbound/tarpit.py):
+    # a flood pays in time, not in our CPU.
     refusal_delay_ms: int = setting("WPP_REFUSAL_DELAY_MS", 1000, WHOLE, at_least=0)
     refusal_hold_max: int = setting("WPP_REFUSAL_HOLD_MAX", 256, WHOLE, at_least=0)
+    refusal_rate: float = setting("WPP_REFUSAL_RATE", 20.0, REAL, at_least=0)
     dedup_ttl_seconds: float = setting("WPP_DEDUP_TTL_SECONDS", 604800.0, REAL, at_least=1)
     dedup_max_entries: int = setting("WPP_DEDUP_MAX_ENTRIES", 100_000, WHOLE, at_least=100)
     lease_seconds: float = setting("WPP_LEASE_SECONDS", 15.0, REAL, at_least=1)

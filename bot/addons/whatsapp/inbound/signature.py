@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 
@@ -11,6 +12,8 @@ RELAY_SIGNATURE_HEADER = "X-Relay-Signature"
 # Relay signatures are HMACs of this prefix + the body, so neither kind of signature can
 # pass for the other although both use the provider's secret.
 _RELAY_DOMAIN = b"whatsapp-relay\n"
+# A body up to this size is authenticated on the event loop; a larger one on a worker thread.
+INLINE_HMAC_MAX_BYTES = 64 * 1024
 
 
 def sign(app_secret: str, raw_body: bytes) -> str:
@@ -28,6 +31,19 @@ def signature_matches(app_secret: str, raw_body: bytes, header_value: str) -> bo
     if given is None:
         return False
     return hmac.compare_digest(sign(app_secret, raw_body).encode("ascii"), given)
+
+
+async def body_signature_matches(app_secret: str, raw_body: bytes, header_value: str) -> bool:
+    """:func:`signature_matches`, off the event loop for a large body.
+
+    The HMAC of a body over ``INLINE_HMAC_MAX_BYTES`` (~0.4 ms for 200 KB) runs on a worker
+    thread, as hashlib releases the GIL: a flood of large forged bodies does not hold up the
+    acks of the webhooks around it. Meta's usual webhooks are a few KB, checked inline (a
+    thread hop would cost more than their HMAC).
+    """
+    if len(raw_body) <= INLINE_HMAC_MAX_BYTES:
+        return signature_matches(app_secret, raw_body, header_value)
+    return await asyncio.to_thread(signature_matches, app_secret, raw_body, header_value)
 
 
 def relay_signature(secret: str, raw_body: bytes) -> str:

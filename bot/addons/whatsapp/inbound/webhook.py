@@ -41,8 +41,8 @@ from bot.addons.whatsapp.inbound.signature import (
     RELAY_SIGNATURE_HEADER,
     SIGNATURE_HEADER,
     bearer_token,
+    body_signature_matches,
     relay_signature_matches,
-    signature_matches,
     token_matches,
 )
 from bot.addons.whatsapp.inbound.tarpit import Tarpit
@@ -108,7 +108,7 @@ class Intake:
         # line per reason per interval, every one counted in the metrics.
         self.refusals = ThrottledLog(log=logger)
         # ... and answered late (tarpit.py), so a flood of them costs time, not CPU.
-        self.tarpit = Tarpit(settings.refusal_delay_ms / 1000, settings.refusal_hold_max, metrics)
+        self.tarpit = Tarpit.configured(settings, metrics)
         self.state = state or create_state(settings.redis_url, settings.channel_retention_seconds)
         self.triage = Triage(settings, metrics, self.state)
         metrics.queue_depth = lambda: sink.depth
@@ -167,7 +167,7 @@ class Intake:
         if declared is not None and declared > limits.WEBHOOK_BODY_MAX_BYTES:
             return self.reject(413, "body_too_large", f"{declared} bytes declared")
         if self.settings.provider != "cloud":
-            return self._authenticate(b"", headers, args)  # a token: not over the body
+            return self._authenticate_token(headers, args)  # not over the body
         if not headers.get(SIGNATURE_HEADER):
             return self.reject(401, "signature_missing")
         return None  # the signature is checked on the body, once it is read
@@ -175,7 +175,7 @@ class Intake:
     async def receive(self, body: bytes, headers: Lookup, args: Lookup) -> Reply:
         if len(body) > limits.WEBHOOK_BODY_MAX_BYTES:
             return self.reject(413, "body_too_large", f"{len(body)} bytes")
-        refused = self._authenticate(body, headers, args)
+        refused = await self._authenticate(body, headers, args)
         if refused is not None:
             return refused
         if not self.sink.accepting:
@@ -205,14 +205,18 @@ class Intake:
             return refused
         return Reply(200, {"status": "ok", "messages": len(messages)})
 
-    def _authenticate(self, body: bytes, headers: Lookup, args: Lookup) -> Reply | None:
-        if self.settings.provider == "cloud":
-            header = headers.get(SIGNATURE_HEADER)
-            if not header:
-                return self.reject(401, "signature_missing")
-            if not signature_matches(self.settings.app_secret, body, header):
-                return self.reject(403, "signature_invalid")
-            return None
+    async def _authenticate(self, body: bytes, headers: Lookup, args: Lookup) -> Reply | None:
+        if self.settings.provider != "cloud":
+            return self._authenticate_token(headers, args)
+        header = headers.get(SIGNATURE_HEADER)
+        if not header:
+            return self.reject(401, "signature_missing")
+        if not await body_signature_matches(self.settings.app_secret, body, header):
+            return self.reject(403, "signature_invalid")
+        return None
+
+    def _authenticate_token(self, headers: Lookup, args: Lookup) -> Reply | None:
+        """Serpro's token, from the ``Authorization`` header or ``?token=``."""
         token = bearer_token(headers.get("Authorization")) or args.get("token")
         if not token:
             return self.reject(401, "token_missing")
