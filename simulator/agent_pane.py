@@ -39,23 +39,27 @@ class AgentPane:
             }
         )
 
-    async def _target(self, request: web.Request) -> tuple[dict[str, Any], int]:
-        body = await request.json()
-        if not isinstance(body, dict):
-            raise ValueError("the body must be a JSON object")
-        conversation_id = int(body.get("conversation_id", 0))
+    async def _target(self, request: web.Request) -> tuple[dict[str, Any], int] | web.Response:
+        """The request's body and its conversation's id, or the answer refusing it (400 for a
+        body that is not a JSON object with a numeric ``conversation_id``, 404 for an unknown
+        conversation)."""
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            conversation_id = int(body.get("conversation_id", 0))
+        except ValueError as exc:  # json.JSONDecodeError included
+            return web.json_response({"error": str(exc)}, status=400)
         if conversation_id not in self.chatwoot.conversations:
-            raise LookupError(f"no conversation {conversation_id}")
+            return web.json_response({"error": f"no conversation {conversation_id}"}, status=404)
         return body, conversation_id
 
     async def reply(self, request: web.Request) -> web.Response:
         """Answer as the agent: ``{conversation_id, content, attachment_url?, mime?}``."""
-        try:
-            body, conversation_id = await self._target(request)
-        except LookupError as exc:
-            return web.json_response({"error": str(exc)}, status=404)
-        except ValueError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
+        target = await self._target(request)
+        if isinstance(target, web.Response):
+            return target
+        body, conversation_id = target
         content = str(body.get("content") or "")
         link = str(body.get("attachment_url") or "")
         if not content.strip() and not link:
@@ -72,14 +76,11 @@ class AgentPane:
 
     async def resolve(self, request: web.Request) -> web.Response:
         """Resolve as the agent: ``{conversation_id}``."""
-        try:
-            _, conversation_id = await self._target(request)
-        except LookupError as exc:
-            return web.json_response({"error": str(exc)}, status=404)
-        except ValueError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        await self.chatwoot.resolve(conversation_id)
-        return web.json_response({"id": conversation_id, "status": "resolved"})
+        target = await self._target(request)
+        if isinstance(target, web.Response):
+            return target
+        await self.chatwoot.resolve(target[1])
+        return web.json_response({"id": target[1], "status": "resolved"})
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/api/agent/conversations", self.conversations)

@@ -336,3 +336,22 @@ def test_make_run_keeps_a_configured_chatwoot(
     assert by_name["rasa"].env["CHATWOOT_URL"] == "https://chat.example"
     assert by_name["rasa"].env["CHATWOOT_API_TOKEN"] == "real"
     assert "--chatwoot-webhook-url" not in by_name["simulator"].argv
+
+
+async def test_the_pane_refuses_an_unknown_conversation_and_a_malformed_body(
+    sim: Running,
+) -> None:
+    conversation = await sim.handed_off()
+    before = len(sim.chatwoot.messages(conversation))
+    assert await sim.pane("reply", {"conversation_id": 999, "content": "oi"}) == (
+        404,
+        {"error": "no conversation 999"},
+    )
+    assert (await sim.pane("resolve", ["not", "an", "object"]))[0] == 400
+    assert (await sim.pane("reply", {"conversation_id": "x", "content": "oi"}))[0] == 400
+    assert await sim.pane("reply", {"conversation_id": conversation, "content": " "}) == (
+        400,
+        {"error": "write a reply or attach a file"},
+    )
+    assert len(sim.chatwoot.messages(conversation)) == before
+    assert sim.chatwoot.conversations[conversation]["status"] == "open"
