@@ -29,14 +29,13 @@ import re
 import secrets
 import sys
 import time
-import urllib.request
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bench.drive import TEXT, acked, call
+from bench.drive import TEXT, acked, call, metrics_of
 from bench.loadgen import percentile
 from bench.report import check, conversion, markdown, measure_conversion, tuning
 from bench.stages import FULL, SMOKE, STAGES, Context, Plan
@@ -73,9 +72,7 @@ def ack_rounds(plan: Plan, acker: Proc, loadgen: Proc, target: str) -> dict[str,
 
 
 def metric(proc: Proc, name: str) -> int:
-    with urllib.request.urlopen(f"{proc.url}/webhooks/whatsapp/metrics", timeout=10) as answer:
-        text = answer.read().decode()
-    match = re.search(rf"^{name} (\d+)$", text, re.MULTILINE)
+    match = re.search(rf"^{name} (\d+)$", metrics_of(proc.url), re.MULTILINE)
     return int(match.group(1)) if match else 0
 
 

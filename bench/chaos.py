@@ -24,14 +24,13 @@ import json
 import os
 import re
 import time
-import urllib.request
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.drive import TEXT, acked, call
+from bench.drive import TEXT, acked, call, metrics_of
 from bench.loadgen import percentile
 from tests.support.stack import (
     ROOT,
@@ -187,8 +186,7 @@ def summary(segments: list[dict[str, Any]], per_round: int) -> dict[str, Any]:
 def refusals(url: str) -> dict[str, int]:
     """How the server answered its refusals before authentication (``delayed`` by the
     tarpit, or ``at_once`` beyond its hold limit), from its ``/metrics``."""
-    with urllib.request.urlopen(f"{url}/webhooks/whatsapp/metrics", timeout=10) as answer:
-        text = answer.read().decode("utf-8")
+    text = metrics_of(url)
     found = re.findall(r'^whatsapp_webhook_refusals_total\{answered="(\w+)"\} (\d+)$', text, re.M)
     return {answered: int(count) for answered, count in found}
 

@@ -15,6 +15,12 @@ ACKER_PREFIX = "6"  # the acker's senders: 55<run>6<index>, never one of the loa
 SILENT = ("latencies_ms", "accepted_senders")  # too long to print
 
 
+def metrics_of(url: str) -> str:
+    """The channel's ``/metrics`` page served at ``url`` (``rasa run`` or the ingress)."""
+    with urllib.request.urlopen(f"{url}/webhooks/whatsapp/metrics", timeout=10) as answer:
+        return str(answer.read().decode("utf-8"))
+
+
 def call(proc: Proc, spec: dict[str, Any]) -> dict[str, Any]:
     """Run one scenario on a load generator process (``POST /run``); its measurements."""
     request = urllib.request.Request(

@@ -37,10 +37,13 @@ class KnowledgeStack:
     """One `rasa run` with Rasa's REST channel and the WhatsApp channel (a fake Graph API),
     the action server and the knowledge service: one start of `rasa run` for the module."""
 
-    rasa: Proc
     knowledge: Proc
     actions: Proc
     wa: WhatsAppStack
+
+    @property
+    def rasa(self) -> Proc:
+        return self.wa.rasa
 
     def say(self, sender: str, text: str) -> list[str]:
         request = urllib.request.Request(
@@ -85,7 +88,7 @@ def stack(
             trained_model, endpoints, "rasa-knowledge-e2e", env=env, credentials=credentials
         ) as wa,
     ):
-        yield KnowledgeStack(wa.rasa, knowledge, actions, wa)
+        yield KnowledgeStack(knowledge, actions, wa)
 
 
 def test_a_question_gets_the_documents_answer_then_the_feedback_question(

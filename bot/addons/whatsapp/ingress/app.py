@@ -181,37 +181,36 @@ class Ingress:
         return web.json_response({"status": "ok"})
 
     async def _verify(self, request: web.Request) -> web.Response:
-        reply = self.intake.verify(request.query)
-        if not self.intake.tarpit.applies(reply.status):
-            return _respond(reply)
-        return await self._refuse(request, reply, declared=0)
+        return await self._answer(request, self.intake.verify(request.query))
 
     async def _receive(self, request: web.Request) -> web.Response:
         # Before reading: aiohttp decompresses as it reads, and reads up to client_max_size.
         refused = self.intake.refuse_unread(request.headers, request.query, request.content_length)
         if refused is not None:
-            return await self._refuse(request, refused, request.content_length)
-        reply = await self.intake.receive(await request.read(), request.headers, request.query)
-        if not self.intake.tarpit.applies(reply.status):
-            return _respond(reply)
-        return await self._refuse(request, reply, declared=0)  # read: nothing of it is left
+            return await self._answer(request, refused, request.content_length)
+        body = await request.read()
+        return await self._answer(
+            request, await self.intake.receive(body, request.headers, request.query)
+        )
 
-    async def _refuse(
-        self, request: web.Request, reply: Reply, declared: int | None
+    async def _answer(
+        self, request: web.Request, reply: Reply, unread: int | None = 0
     ) -> web.Response:
-        """A refusal before authentication: held by the tarpit, then answered.
+        """``reply`` as the response; a refusal before authentication first held by the
+        tarpit (:meth:`Intake.held`).
 
-        The connection is closed after it when the tarpit is on (the client waits for its
-        next refusal on a new connection), and when ``declared`` is an unread body larger
-        than ``UNREAD_DISCARD_MAX_BYTES``: aiohttp would read the rest only to discard it
-        (~2.5 ms of CPU per 3 MiB, for up to 10 s), so a flood of large bodies would take
-        the ingress's CPU. A small unread body is otherwise discarded, unparsed, and the
-        connection kept.
+        Such a refusal's connection is closed after it when the tarpit is on (the client
+        waits for its next refusal on a new connection), and when ``unread`` (the declared
+        size of a body left unread, None if unknown) is over ``UNREAD_DISCARD_MAX_BYTES``:
+        aiohttp would read the rest only to discard it (~2.5 ms of CPU per 3 MiB, for up
+        to 10 s), so a flood of large bodies would take the ingress's CPU. A small unread
+        body is otherwise discarded, unparsed, and the connection kept.
         """
-        await self.intake.tarpit.hold()
-        response = _respond(reply)
-        large = declared is None or declared > UNREAD_DISCARD_MAX_BYTES
-        if self.intake.tarpit.closes or large:
+        tarpit = self.intake.tarpit
+        if not tarpit.applies(reply.status):
+            return _respond(reply)
+        response = _respond(await self.intake.held(reply))
+        if tarpit.closes or unread is None or unread > UNREAD_DISCARD_MAX_BYTES:
             response.force_close()  # "Connection: close", so the client opens a new one
             await response.prepare(request)
             await response.write_eof()
